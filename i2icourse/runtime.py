@@ -1,0 +1,82 @@
+"""Where and at what size the course runs: the run profile, the device and the seed.
+
+Every notebook runs in one of three profiles, chosen by the environment variable ``I2I_PROFILE``:
+
+* ``smoke`` -- a few seconds per notebook; CI uses it to prove the code runs. Its numbers mean nothing.
+* ``cpu``   -- real but reduced experiments that finish in minutes on a laptop CPU.
+* ``full``  -- the paper-scale settings, for a GPU (Colab).
+
+Without ``I2I_PROFILE`` the profile is ``full`` when CUDA is available, else ``cpu``.
+A notebook states its sizes once, per profile, with :func:`settings`, and never branches on the
+profile elsewhere.
+
+This module imports nothing else of the package.
+"""
+from __future__ import annotations
+
+import os
+import random
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+
+PROFILES = ("smoke", "cpu", "full")
+
+
+def profile() -> str:
+    """The active run profile: ``I2I_PROFILE`` if set, else ``full`` with CUDA, else ``cpu``."""
+    name = os.environ.get("I2I_PROFILE", "").strip().lower()
+    if not name:
+        return "full" if torch.cuda.is_available() else "cpu"
+    if name not in PROFILES:
+        raise ValueError(f"I2I_PROFILE={name!r} is not a profile; choose one of {', '.join(PROFILES)}")
+    return name
+
+
+def settings(*, smoke: dict[str, Any], cpu: dict[str, Any], full: dict[str, Any]) -> SimpleNamespace:
+    """The sizes of an experiment for the active profile, as attributes (``P.steps``, ``P.size``).
+
+    All three profiles must name the same keys, so a setting cannot be forgotten in one of them.
+    The result also carries ``profile``, the name of the active profile.
+    """
+    table = {"smoke": smoke, "cpu": cpu, "full": full}
+    keys = set(full)
+    for name, values in table.items():
+        if set(values) != keys:
+            missing = sorted(keys ^ set(values))
+            raise ValueError(f"profile {name!r} does not set the same keys as 'full': {missing}")
+    active = profile()
+    return SimpleNamespace(profile=active, **table[active])
+
+
+def device(prefer: str | None = None) -> torch.device:
+    """The device to compute on: ``I2I_DEVICE`` or ``prefer`` if given, else cuda, mps, cpu in that order."""
+    name = prefer or os.environ.get("I2I_DEVICE")
+    if name:
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch (CPU and every GPU) so that a run can be repeated.
+
+    With ``deterministic=True`` cuDNN also picks deterministic kernels (slower, but bit-identical reruns).
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # seeds CUDA devices too
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+def describe() -> str:
+    """One line naming the active profile and device, printed at the top of every notebook."""
+    dev = device()
+    extra = f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""
+    return f"profile: {profile()} | device: {dev}{extra} | torch {torch.__version__}"
