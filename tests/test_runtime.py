@@ -1,0 +1,65 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from i2icourse import runtime
+
+
+def test_profile_from_environment(monkeypatch):
+    monkeypatch.setenv("I2I_PROFILE", "smoke")
+    assert runtime.profile() == "smoke"
+    monkeypatch.setenv("I2I_PROFILE", "  CPU ")
+    assert runtime.profile() == "cpu"
+    monkeypatch.setenv("I2I_PROFILE", "fast")
+    with pytest.raises(ValueError, match="smoke, cpu, full"):
+        runtime.profile()
+
+
+def test_default_profile_follows_cuda(monkeypatch):
+    monkeypatch.delenv("I2I_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.profile() == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert runtime.profile() == "full"
+
+
+def test_settings_pick_the_active_profile(monkeypatch):
+    monkeypatch.setenv("I2I_PROFILE", "cpu")
+    P = runtime.settings(smoke=dict(size=8, steps=2), cpu=dict(size=64, steps=300),
+                         full=dict(size=256, steps=10_000))
+    assert (P.profile, P.size, P.steps) == ("cpu", 64, 300)
+
+
+def test_settings_refuse_a_forgotten_key(monkeypatch):
+    monkeypatch.setenv("I2I_PROFILE", "cpu")
+    with pytest.raises(ValueError, match="smoke.*steps"):
+        runtime.settings(smoke=dict(size=8), cpu=dict(size=64, steps=3), full=dict(size=256, steps=4))
+
+
+def test_device_override(monkeypatch):
+    monkeypatch.setenv("I2I_DEVICE", "cpu")
+    assert runtime.device() == torch.device("cpu")
+    monkeypatch.delenv("I2I_DEVICE")
+    assert runtime.device("cpu").type == "cpu"
+
+
+def test_seed_everything_repeats_every_generator():
+    def draw():
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    runtime.seed_everything(7)
+    a = draw()
+    runtime.seed_everything(7)
+    b = draw()
+    runtime.seed_everything(8)
+    c = draw()
+    assert a == b
+    assert all(x != y for x, y in zip(a, c))
+
+
+def test_describe_names_profile_and_device(monkeypatch):
+    monkeypatch.setenv("I2I_PROFILE", "smoke")
+    monkeypatch.setenv("I2I_DEVICE", "cpu")
+    assert runtime.describe().startswith("profile: smoke | device: cpu")

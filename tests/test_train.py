@@ -1,0 +1,139 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from i2icourse import runtime, train
+
+
+class NoisyCrops(Dataset):
+    """Random crops plus noise from both torch's and NumPy's global RNG, as augmentations do."""
+
+    def __init__(self, n: int = 10):
+        g = torch.Generator().manual_seed(0)
+        self.images = torch.rand(n, 1, 12, 12, generator=g)
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        top, left = (int(v) for v in torch.randint(0, 5, (2,)))
+        x = self.images[i, :, top:top + 8, left:left + 8]
+        return x + float(np.random.normal(0, 0.01)), x
+
+
+def make_objects():
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.3),
+                        nn.Conv2d(4, 1, 3, padding=1))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
+
+    def step_fn(batch, step):
+        net.train()
+        x, y = batch
+        loss = nn.functional.mse_loss(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        return {"loss": loss.item(), "lr": sched.get_last_lr()[0]}
+
+    return net, {"net": net, "opt": opt, "sched": sched}, step_fn
+
+
+def run(steps, checkpoint, eval_fn=None):
+    net, objects, step_fn = make_objects()
+    hist = train.fit(step_fn, NoisyCrops(), steps=steps, batch_size=3, objects=objects, checkpoint=checkpoint,
+                     checkpoint_every=2, seed=5, progress=False, eval_fn=eval_fn, eval_every=4)
+    return net, objects, hist
+
+
+def test_resume_is_exact(tmp_path):
+    n = 7  # not a multiple of the epoch length (3 batches) nor of checkpoint_every
+    runtime.seed_everything(0)
+    straight, _, hist_straight = run(2 * n, tmp_path / "straight.pt")
+
+    runtime.seed_everything(0)
+    run(n, tmp_path / "resumed.pt", eval_fn=lambda s: {"noise": float(torch.rand(1))})
+    torch.manual_seed(12345)  # the interruption scrambles the global RNG; the checkpoint must restore it
+    np.random.seed(999)
+    resumed, objects, hist_resumed = run(2 * n, tmp_path / "resumed.pt")
+
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    assert hist_straight.values("loss") == hist_resumed.values("loss")
+    assert hist_resumed.steps("loss") == list(range(1, 2 * n + 1))
+    assert objects["sched"].last_epoch == 2 * n
+
+
+def test_resume_detects_a_different_run(tmp_path):
+    # Without restoring the RNG the continuation differs: the exactness test above can fail.
+    runtime.seed_everything(0)
+    straight, _, _ = run(8, None)
+    runtime.seed_everything(0)
+    run(4, tmp_path / "c.pt")
+    net, objects, step_fn = make_objects()
+    train.load_checkpoint(tmp_path / "c.pt", objects, restore_rng=False)
+    torch.manual_seed(3)
+    stream = train.batches(NoisyCrops(), 3, seed=5, start_step=4)
+    for step in range(4, 8):
+        step_fn(next(stream), step)
+    assert any(not torch.equal(a, b) for a, b in zip(straight.state_dict().values(), net.state_dict().values()))
+
+
+def test_complete_checkpoint_is_loaded_not_retrained(tmp_path, capsys):
+    run(4, tmp_path / "c.pt")
+    net, objects, step_fn = make_objects()
+    calls = []
+    hist = train.fit(lambda b, s: calls.append(s) or {"loss": 0.0}, NoisyCrops(), steps=4, batch_size=3,
+                     objects=objects, checkpoint=tmp_path / "c.pt")
+    assert calls == []
+    assert len(hist.values("loss")) == 4
+    assert "loaded" in capsys.readouterr().out
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    _, objects, _ = make_objects()
+    path = train.save_checkpoint(tmp_path / "c.pt", 3, objects)
+    good = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError):
+        train.save_checkpoint(path, 4, objects)
+    assert path.read_bytes() == good  # the old checkpoint survives a failed write
+
+
+def test_checkpoint_loads_with_weights_only_and_names_missing_objects(tmp_path):
+    _, objects, _ = make_objects()
+    path = train.save_checkpoint(tmp_path / "c.pt", 3, {"net": objects["net"]})
+    state = torch.load(path, weights_only=True)
+    assert state["step"] == 3
+    with pytest.raises(KeyError, match="opt"):
+        train.load_checkpoint(path, objects)
+    path.write_bytes(b"garbage")
+    with pytest.raises(RuntimeError, match="not a readable checkpoint"):
+        train.load_checkpoint(path, objects)
+
+
+def test_sampler_order_depends_only_on_position():
+    full = train.ResumableSampler(5, seed=2)
+    first = [i for i, _ in zip(iter(full), range(13))]
+    later = [i for i, _ in zip(iter(train.ResumableSampler(5, seed=2, start=6)), range(7))]
+    assert later == first[6:]
+    assert sorted(first[:5]) == list(range(5)) and sorted(first[5:10]) == list(range(5))
+    assert first[:5] != first[5:10]  # a new permutation every epoch
+
+
+def test_history_roundtrip():
+    h = train.History()
+    h.log(1, {"a": 1.0, "b": 2.0})
+    h.log(2, {"a": 3.0})
+    h2 = train.History()
+    h2.load_state_dict(h.state_dict())
+    assert h2.records == h.records
+    assert h2.mean_last("a", 2) == 2.0 and h2.last("b") == 2.0
