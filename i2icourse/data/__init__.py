@@ -1,0 +1,25 @@
+"""Data: which datasets exist (``registry``), getting them onto the disk (``fetch``), bundled photos (``photos``).
+
+    from i2icourse import data
+    folder = data.fetch("facades")              # downloads, verifies and unpacks once; instant afterwards
+    files = data.image_files("facades", "train")
+    photos = data.skimage_photos(size=256)      # real photos, no download
+
+Environment: ``I2I_DATA`` (the cache folder, default ``~/.cache/i2icourse``, ``/content/data`` on
+Colab) and ``I2I_DATA_MIRROR`` (a pre-staged folder used instead of the internet). See
+:mod:`i2icourse.data.fetch`. ``python data_scripts/download.py --list`` is the command-line front.
+
+This package knows files and tensors; it never imports ``models`` or ``train``.
+"""
+from i2icourse.data.fetch import (ChecksumError, DataError, DataUnavailableError, UnsafeArchiveError,
+                                  UnverifiedDownloadWarning, data_root, download, extract, fetch, image_files,
+                                  mirror_dir, sha256sum)
+from i2icourse.data.photos import PHOTOS, lfw_faces, skimage_photos
+from i2icourse.data.registry import DATASETS, REGISTRY, Dataset, UnknownDatasetError, get, names, table
+
+__all__ = [
+    "ChecksumError", "DataError", "DataUnavailableError", "UnsafeArchiveError", "UnverifiedDownloadWarning",
+    "data_root", "download", "extract", "fetch", "image_files", "mirror_dir", "sha256sum",
+    "PHOTOS", "lfw_faces", "skimage_photos",
+    "DATASETS", "REGISTRY", "Dataset", "UnknownDatasetError", "get", "names", "table",
+]

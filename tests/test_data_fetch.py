@@ -1,0 +1,499 @@
+"""The data layer: registry, downloads (resume, checksums), safe unpacking, the mirror, the CLI.
+
+Nothing here touches the internet: downloads come from an HTTP server on 127.0.0.1 started by the
+test, archives are built in tmp_path, and "offline" is a closed local port.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import io as bytes_io
+import os
+import socket
+import stat
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import torch
+
+from i2icourse import io
+from i2icourse.data import (REGISTRY, ChecksumError, DataError, DataUnavailableError, Dataset, UnsafeArchiveError,
+                            UnverifiedDownloadWarning, data_root, download, extract, fetch, get, image_files)
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path("/work/shared/data") if Path("/work/shared/data").is_dir() else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path):
+    """Every test gets its own cache and no mirror, whatever the environment says."""
+    monkeypatch.setenv("I2I_DATA", str(tmp_path / "cache"))
+    monkeypatch.delenv("I2I_DATA_MIRROR", raising=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# A local HTTP server with the failures a real one has
+# ----------------------------------------------------------------------------------------------
+
+class Server:
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
+        self.ignore_range = False
+        self.drop_after: dict[str, int] = {}  # path -> bytes sent before the connection drops (once)
+        self.base = ""
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+
+def _handler(state: Server):
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            state.requests.append((self.path, self.headers.get("Range")))
+            body = state.files.get(self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            start, rng = 0, self.headers.get("Range")
+            if rng and not state.ignore_range:
+                start = int(rng.split("=")[1].split("-")[0])
+                if start >= len(body):
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(body)}")
+                    self.end_headers()
+                    return
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            else:
+                self.send_response(200)
+            payload = body[start:]
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            cut = state.drop_after.pop(self.path, None)
+            self.wfile.write(payload if cut is None else payload[:cut])
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def server():
+    state = Server()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def closed_port_url(path: str) -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}{path}"  # nothing listens there any more: connection refused
+
+
+# ----------------------------------------------------------------------------------------------
+# Archives
+# ----------------------------------------------------------------------------------------------
+
+def png_bytes(seed: int = 0) -> bytes:
+    buf = bytes_io.BytesIO()
+    from PIL import Image
+    Image.new("RGB", (8, 6), (seed * 40 % 256, 100, 200)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def toy_files() -> dict[str, bytes]:
+    return {"toy/train/a.png": png_bytes(1), "toy/train/b.png": png_bytes(2), "toy/test/c.png": png_bytes(3)}
+
+
+def make_tar(path: Path, files: dict[str, bytes], mode: str = "w:gz") -> Path:
+    with tarfile.open(path, mode) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, bytes_io.BytesIO(data))
+    return path
+
+
+def make_zip(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def toy(urls=("http://127.0.0.1:9/toy.tar.gz",), filename="toy.tar.gz", sha256=None, size=None, **kw) -> Dataset:
+    return Dataset(name="toy", title="a toy dataset", licence="test data", citation="none",
+                   homepage="http://127.0.0.1/", layout=("train", "test"), urls=tuple(urls), filename=filename,
+                   sha256=sha256, size=size, subdir="toy", **kw)
+
+
+def tree(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")} if folder.exists() else set()
+
+
+# ----------------------------------------------------------------------------------------------
+# Downloads
+# ----------------------------------------------------------------------------------------------
+
+def test_fetch_downloads_verifies_unpacks_and_second_fetch_is_instant(server, tmp_path):
+    data = make_tar(tmp_path / "toy.tar.gz", toy_files()).read_bytes()
+    server.files["/toy.tar.gz"] = data
+    entry = toy(urls=[server.url("/toy.tar.gz")], sha256=sha(data), size=len(data))
+
+    path = fetch(entry, progress=False)
+    cache = tmp_path / "cache"
+    assert path == cache / "toy" / "toy"
+    assert [p.name for p in image_files(entry, "train")] == ["a.png", "b.png"]
+    assert io.load_image(path / "test" / "c.png").shape == (3, 6, 8)
+    assert (cache / "toy" / ".i2icourse.json").is_file()
+    assert not any((cache / "downloads").iterdir())  # archive removed after unpacking, no .part left
+    assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
+
+    n = len(server.requests)
+    start = time.perf_counter()
+    assert fetch(entry, progress=False) == path
+    assert time.perf_counter() - start < 0.5 and len(server.requests) == n  # no network the second time
+
+
+def test_checksum_mismatch_is_clear_and_leaves_nothing_that_looks_complete(server, tmp_path):
+    data = make_tar(tmp_path / "toy.tar.gz", toy_files()).read_bytes()
+    server.files["/toy.tar.gz"] = data
+    wrong = "0" * 64
+    entry = toy(urls=[server.url("/toy.tar.gz")], sha256=wrong)
+
+    with pytest.raises(ChecksumError) as err:
+        fetch(entry, progress=False)
+    message = str(err.value)
+    assert "toy.tar.gz" in message and wrong in message and sha(data) in message
+    downloads = tmp_path / "cache" / "downloads"
+    assert not (downloads / "toy.tar.gz").exists() and not (downloads / "toy.tar.gz.part").exists()
+    assert not (tmp_path / "cache" / "toy").exists()
+
+
+def test_interrupted_download_resumes_with_a_range_request(server, tmp_path):
+    data = os.urandom(300_000)
+    server.files["/big.bin"] = data
+    server.drop_after["/big.bin"] = 120_000  # the first response breaks off after 120 kB
+    dest = download(server.url("/big.bin"), tmp_path / "big.bin", sha256=sha(data), progress=False)
+    assert dest.read_bytes() == data
+    assert server.requests == [("/big.bin", None), ("/big.bin", "bytes=120000-")]
+    assert not (tmp_path / "big.bin.part").exists()
+
+
+def test_part_file_from_an_earlier_run_is_resumed(server, tmp_path):
+    data = os.urandom(200_000)
+    server.files["/big.bin"] = data
+    (tmp_path / "big.bin.part").write_bytes(data[:100_000])
+    dest = download(server.url("/big.bin"), tmp_path / "big.bin", sha256=sha(data), size=len(data), progress=False)
+    assert dest.read_bytes() == data
+    assert server.requests == [("/big.bin", "bytes=100000-")]
+
+
+def test_server_that_ignores_range_still_gives_the_right_file(server, tmp_path):
+    data = os.urandom(200_000)
+    server.files["/big.bin"] = data
+    server.ignore_range = True
+    (tmp_path / "big.bin.part").write_bytes(b"x" * 50_000)  # not even the right bytes
+    dest = download(server.url("/big.bin"), tmp_path / "big.bin", sha256=sha(data), progress=False)
+    assert dest.read_bytes() == data
+    assert server.requests == [("/big.bin", "bytes=50000-")]  # asked to resume, got the whole file: restarted
+
+
+def test_the_next_address_is_tried_and_a_finished_part_is_not_fetched_again(server, tmp_path):
+    data = os.urandom(50_000)
+    server.files["/new/f.bin"] = data
+    urls = [server.url("/old/f.bin"), server.url("/new/f.bin")]  # the first one is gone (404)
+    assert download(urls, tmp_path / "a.bin", sha256=sha(data), progress=False).read_bytes() == data
+    (tmp_path / "b.bin.part").write_bytes(data)  # complete, but never renamed (say the process was killed)
+    server.requests.clear()
+    assert download(urls[1], tmp_path / "b.bin", sha256=sha(data), progress=False).read_bytes() == data
+    assert server.requests == [("/new/f.bin", "bytes=50000-")]  # answered 416: nothing left to send
+
+
+def test_a_download_without_checksum_works_but_says_it_is_unverified(server, tmp_path):
+    server.files["/f.bin"] = b"hello"
+    with pytest.warns(UnverifiedDownloadWarning, match="could not verify"):
+        dest = download(server.url("/f.bin"), tmp_path / "f.bin", progress=False)
+    assert dest.read_bytes() == b"hello"
+
+
+def test_offline_without_mirror_gives_one_clear_message(tmp_path):
+    url = closed_port_url("/facades.tar.gz")
+    entry = dataclasses.replace(get("facades"), urls=(url,))
+    with pytest.raises(DataUnavailableError) as err:
+        fetch(entry, progress=False)
+    message = str(err.value)
+    archive = tmp_path / "cache" / "downloads" / "facades.tar.gz"
+    for part in ("'facades'", url, "refused", "I2I_DATA_MIRROR", str(archive), "Colab", "train, val, test"):
+        assert part in message, part
+    assert not archive.exists() and not (tmp_path / "cache" / "facades").exists()
+
+
+def test_a_manual_archive_placed_where_the_message_says_is_used(server, tmp_path):
+    data = make_tar(tmp_path / "toy.tar.gz", toy_files()).read_bytes()
+    entry = toy(urls=[closed_port_url("/toy.tar.gz")], sha256=sha(data))
+    with pytest.raises(DataUnavailableError) as err:
+        fetch(entry, progress=False)
+    archive = tmp_path / "cache" / "downloads" / "toy.tar.gz"
+    assert str(archive) in str(err.value)
+    archive.write_bytes(data)  # the user downloads it by hand
+    assert (fetch(entry, progress=False) / "train" / "a.png").is_file()
+
+
+def test_a_dataset_that_needs_a_login_explains_how_and_accepts_what_the_user_puts_there(tmp_path):
+    with pytest.raises(DataUnavailableError) as err:
+        fetch("cityscapes")
+    target = tmp_path / "cache" / "cityscapes"
+    assert "cityscapes-dataset.com" in str(err.value) and str(target) in str(err.value)
+    (target / "gtFine").mkdir(parents=True)
+    (target / "leftImg8bit").mkdir()
+    assert fetch("cityscapes") == target
+
+
+# ----------------------------------------------------------------------------------------------
+# Safe unpacking
+# ----------------------------------------------------------------------------------------------
+
+def _tar_with(path: Path, members: list[tuple[str, str, str]]) -> Path:
+    """members: (name, kind, data-or-link) with kind in file, sym, hard, chr."""
+    with tarfile.open(path, "w") as tar:
+        for name, kind, value in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                info.size = len(value)
+                tar.addfile(info, bytes_io.BytesIO(value.encode()))
+                continue
+            info.type = {"sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE, "chr": tarfile.CHRTYPE,
+                         "dir": tarfile.DIRTYPE}[kind]
+            info.linkname = value
+            tar.addfile(info)
+    return path
+
+
+def _zip_with(path: Path, members: list[tuple[str, str, str]]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, kind, value in members:
+            info = zipfile.ZipInfo(name)
+            if kind == "sym":
+                info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, value)
+    return path
+
+
+OK = ("ok/readme.txt", "file", "fine")
+EVIL = [
+    ("tar-dotdot", _tar_with, [OK, ("../evil.txt", "file", "x")]),
+    ("tar-absolute", _tar_with, [OK, ("/tmp/i2icourse-evil-abs.txt", "file", "x")]),
+    ("tar-symlink-out", _tar_with, [OK, ("ok/link", "sym", "../../evil_dir"), ("ok/link/evil.txt", "file", "x")]),
+    ("tar-symlink-absolute", _tar_with, [OK, ("ok/link", "sym", "/tmp")]),
+    ("tar-hardlink-out", _tar_with, [OK, ("ok/hard", "hard", "../outside.txt")]),
+    ("tar-symlink-chain", _tar_with, [OK, ("b", "sym", "."), ("a", "sym", "b/.."), ("a/evil.txt", "file", "x")]),
+    ("tar-device", _tar_with, [OK, ("ok/dev", "chr", "")]),
+    ("zip-dotdot", _zip_with, [OK, ("../evil.txt", "file", "x")]),
+    ("zip-absolute", _zip_with, [OK, ("/tmp/i2icourse-evil-abs.txt", "file", "x")]),
+    ("zip-symlink-out", _zip_with, [OK, ("ok/link", "sym", "../../evil_dir")]),
+]
+
+
+@pytest.mark.parametrize("label,build,members", EVIL, ids=[e[0] for e in EVIL])
+def test_unsafe_archives_are_refused_and_nothing_lands_outside(tmp_path, label, build, members):
+    (tmp_path / "outside.txt").write_text("keep")
+    work = tmp_path / "work"
+    work.mkdir()
+    archive = build(tmp_path / f"{label}.archive", members)
+    before = tree(tmp_path)
+    with pytest.raises(UnsafeArchiveError, match="refused"):
+        extract(archive, work / "target")
+    assert tree(tmp_path) == before  # no target, no leftover staging folder, nothing written anywhere else
+    assert not Path("/tmp/i2icourse-evil-abs.txt").exists()
+    assert (tmp_path / "outside.txt").read_text() == "keep"
+
+
+@pytest.mark.parametrize("build", [make_tar, make_zip])
+def test_good_archives_unpack_atomically_with_a_marker(tmp_path, build):
+    archive = build(tmp_path / "toy.archive", toy_files())
+    path = extract(archive, tmp_path / "out", toy())
+    assert path == tmp_path / "out" / "toy"
+    assert sorted(p.name for p in (path / "train").iterdir()) == ["a.png", "b.png"]
+    assert (tmp_path / "out" / ".i2icourse.json").is_file()
+    with pytest.raises(DataError, match="already exists"):
+        extract(archive, tmp_path / "out")
+
+
+def test_an_archive_without_the_expected_layout_is_not_installed(tmp_path):
+    archive = make_zip(tmp_path / "toy.zip", {"something/else.txt": b"x"})
+    with pytest.raises(DataError, match="does not hold 'toy'"):
+        extract(archive, tmp_path / "out", toy())
+    assert not (tmp_path / "out").exists()
+
+
+def _fake_tool(folder: Path, script: str) -> None:
+    folder.mkdir()
+    tool = folder / "unrar"
+    tool.write_text("#!/bin/sh\n" + script)
+    tool.chmod(0o755)
+
+
+@pytest.mark.filterwarnings("ignore::i2icourse.data.UnverifiedDownloadWarning")
+def test_rar_goes_through_an_external_tool_and_its_output_is_checked(tmp_path, monkeypatch):
+    archive = tmp_path / "waterloo.rar"
+    archive.write_bytes(b"Rar!\x1a\x07\x01\x00" + b"\x00" * 32)
+    entry = dataclasses.replace(get("waterloo"), urls=(closed_port_url("/w.rar"),), filename="waterloo.rar")
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(DataUnavailableError, match="apt-get install unrar"):
+        fetch(entry, mirror=tmp_path)  # the archive is in the "mirror"
+
+    monkeypatch.setenv("PATH", str(tmp_path / "evil"))  # $5 is the destination: unrar x -o+ -y ARCHIVE DEST/
+    _fake_tool(tmp_path / "evil", '/bin/mkdir -p "$5/exploration_database_and_code"\n/bin/ln -s / "$5/root"\n')
+    with pytest.raises(UnsafeArchiveError, match="outside the target"):
+        fetch(entry, mirror=tmp_path)
+    assert not (tmp_path / "cache" / "waterloo").exists()
+
+    monkeypatch.setenv("PATH", str(tmp_path / "good"))
+    _fake_tool(tmp_path / "good", '/bin/mkdir -p "$5/exploration_database_and_code/pristine_images"\n')
+    assert fetch(entry, mirror=tmp_path) == tmp_path / "cache" / "waterloo" / "exploration_database_and_code"
+
+
+# ----------------------------------------------------------------------------------------------
+# The mirror
+# ----------------------------------------------------------------------------------------------
+
+def _stage_set5(mirror: Path) -> Path:
+    folder = mirror / "sr_benchmarks" / "Set5"
+    for i, name in enumerate(["baby", "bird", "butterfly", "head", "woman"]):
+        io.save_image(torch.rand(3, 12, 10 + i), folder / f"{name}.png")
+    return folder
+
+
+def test_mirror_folder_is_used_as_is_and_never_written(tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    folder = _stage_set5(mirror)
+    before = tree(mirror)
+    monkeypatch.setenv("I2I_DATA_MIRROR", str(mirror))
+    path = fetch("Set5")
+    assert path == folder
+    files = io.list_images(path)
+    assert len(files) == 5 and io.load_image(files[0]).shape[0] == 3
+    assert tree(mirror) == before and not (tmp_path / "cache").exists()
+
+
+def test_mirror_that_lacks_the_dataset_says_where_it_looked(tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    (mirror / "sr_benchmarks" / "Set5").mkdir(parents=True)  # empty: not a complete Set5
+    monkeypatch.setenv("I2I_DATA_MIRROR", str(mirror))
+    with pytest.raises(DataUnavailableError) as err:
+        fetch("Set5")
+    message = str(err.value)
+    assert str(mirror / "sr_benchmarks" / "Set5") in message and "Set5_HR.tar.gz" in message
+    assert "I2I_DATA_MIRROR" in message
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"no shared data mirror at {SHARED}")
+@pytest.mark.parametrize("name,count", [("Set5", 5), ("Set14", 14), ("CBSD68", 68), ("BSD68", 68)])
+def test_shared_mirror(monkeypatch, name, count):
+    monkeypatch.setenv("I2I_DATA_MIRROR", str(SHARED))
+    files = image_files(name)
+    assert len(files) == count
+    x = io.load_image(files[0])
+    assert x.shape[0] == 3 and 0 <= float(x.min()) <= float(x.max()) <= 1
+
+
+def test_mirror_archive_is_verified_and_unpacked_into_the_cache(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    data = make_tar(mirror / "toy.tar.gz", toy_files()).read_bytes()
+    before = tree(mirror)
+
+    with pytest.raises(ChecksumError, match="left untouched"):
+        fetch(toy(sha256="f" * 64), mirror=mirror)
+    assert tree(mirror) == before and not (tmp_path / "cache" / "toy").exists()
+
+    entry = toy(sha256=sha(data), size=len(data))  # its URL is a dead port: the mirror must suffice
+    path = fetch(entry, mirror=mirror)
+    assert path == tmp_path / "cache" / "toy" / "toy" and (path / "train" / "b.png").is_file()
+    assert tree(mirror) == before
+
+
+def test_data_root_follows_argument_then_environment(tmp_path, monkeypatch):
+    assert data_root(tmp_path / "x") == tmp_path / "x"
+    assert data_root() == tmp_path / "cache"
+    monkeypatch.delenv("I2I_DATA")
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert data_root() == tmp_path / "xdg" / "i2icourse"
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab-x")
+    assert data_root() == Path("/content/data")
+
+
+# ----------------------------------------------------------------------------------------------
+# The registry and the command line
+# ----------------------------------------------------------------------------------------------
+
+REQUIRED = {"Set5", "Set14", "BSDS500", "CBSD68", "STL10", "facades", "maps", "cityscapes", "horse2zebra",
+            "waterloo", "semantic_drone", "DPED", "yale_b_cropped"}
+
+
+def test_registry_entries_are_complete():
+    assert REQUIRED <= set(REGISTRY)
+    labels = [label.lower() for d in REGISTRY.values() for label in (d.name, *d.aliases)]
+    assert len(labels) == len(set(labels))
+    for d in REGISTRY.values():
+        assert d.urls and all(u.startswith(("http://", "https://")) for u in d.urls) or d.manual, d.name
+        assert d.licence and d.citation and d.homepage.startswith("http") and d.layout, d.name
+        assert d.sha256 is None or len(d.sha256) == 64
+        assert get(d.name) is d
+    assert get("stl-10") is REGISTRY["STL10"] and get("bsd68") is REGISTRY["CBSD68"]
+    with pytest.raises(LookupError, match="Did you mean 'facades'"):
+        get("facade")
+
+
+def test_cli_list_runs():
+    result = subprocess.run([sys.executable, str(REPO / "data_scripts" / "download.py"), "--list"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert all(name in result.stdout for name in REQUIRED) and "licence" in result.stdout
+
+
+def _cli_main():
+    spec = importlib.util.spec_from_file_location("download_cli", REPO / "data_scripts" / "download.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_cli_fetches_from_a_mirror_and_fails_with_the_clear_message(tmp_path, capsys):
+    main = _cli_main()
+    folder = _stage_set5(tmp_path / "mirror")
+    assert main(["Set5", "--mirror", str(tmp_path / "mirror"), "--root", str(tmp_path / "c"), "--quiet"]) == 0
+    assert str(folder) in capsys.readouterr().out
+
+    assert main(["cityscapes", "nosuchset", "--root", str(tmp_path / "c")]) == 1
+    err = capsys.readouterr().err
+    assert "cityscapes-dataset.com" in err and "no dataset named 'nosuchset'" in err
+
+
+def test_data_never_imports_models_or_train():
+    code = ("import sys, i2icourse.data; bad = [m for m in sys.modules if m.startswith(('i2icourse.models', "
+            "'i2icourse.train'))]; assert not bad, bad")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60).returncode == 0
