@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -73,6 +74,17 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     torch.manual_seed(seed)  # seeds CUDA devices too
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = not deterministic
+
+
+def checkpoint_path(chapter: str, name: str) -> Path:
+    """Where a chapter keeps a trained model: ``$I2I_CHECKPOINTS/<profile>/<chapter>/<name>.pt``.
+
+    ``I2I_CHECKPOINTS`` defaults to ``./checkpoints``; on Colab point it at a Google Drive folder
+    so that checkpoints outlive the virtual machine. The profile is part of the path, so a smoke
+    run never loads (or overwrites) the model of a cpu or full run.
+    """
+    root = Path(os.environ.get("I2I_CHECKPOINTS", "checkpoints"))
+    return root / profile() / chapter / f"{name}.pt"
 
 
 def describe() -> str:

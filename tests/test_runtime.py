@@ -63,3 +63,13 @@ def test_describe_names_profile_and_device(monkeypatch):
     monkeypatch.setenv("I2I_PROFILE", "smoke")
     monkeypatch.setenv("I2I_DEVICE", "cpu")
     assert runtime.describe().startswith("profile: smoke | device: cpu")
+
+
+def test_checkpoint_path_separates_profiles(monkeypatch, tmp_path):
+    monkeypatch.setenv("I2I_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setenv("I2I_PROFILE", "smoke")
+    smoke = runtime.checkpoint_path("03_srcnn", "mse")
+    monkeypatch.setenv("I2I_PROFILE", "cpu")
+    cpu = runtime.checkpoint_path("03_srcnn", "mse")
+    assert smoke == tmp_path / "smoke" / "03_srcnn" / "mse.pt"
+    assert cpu != smoke and cpu.name == "mse.pt"
