@@ -1,0 +1,95 @@
+"""The book's configuration agrees with the repository (fast: no build, no browser)."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+import i2icourse
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+NOTEBOOKS = ROOT / "notebooks"
+CHAPTER = re.compile(r"^\d\d_[\w-]+\.ipynb$")
+
+
+def _config() -> dict:
+    return yaml.safe_load((BOOK / "_config.yml").read_text(encoding="utf-8"))
+
+
+def _toc_files() -> list[str]:
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                yield entry["file"]
+            yield from walk(entry.get("sections"))
+            yield from walk(entry.get("chapters"))
+
+    toc = yaml.safe_load((BOOK / "_toc.yml").read_text(encoding="utf-8"))
+    return [toc["root"], *walk(toc.get("parts")), *walk(toc.get("chapters"))]
+
+
+def _chapter_notebooks() -> list[str]:
+    return sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb") if CHAPTER.match(p.name))
+
+
+def test_toc_lists_every_chapter_notebook():
+    listed = [f for f in _toc_files() if f.startswith("notebooks/")]
+    missing = [n for n in _chapter_notebooks() if f"notebooks/{n}" not in listed]
+    assert not missing, f"add these chapters to book/_toc.yml (one line each: '- file: notebooks/NAME'): {missing}"
+
+
+def test_toc_entries_exist_and_are_in_order():
+    for entry in _toc_files():
+        stem = BOOK / entry
+        assert any(stem.with_suffix(s).exists() for s in (".md", ".ipynb")), f"_toc.yml lists {entry}, which does not exist"
+    chapters = [f for f in _toc_files() if f.startswith("notebooks/")]
+    assert chapters == sorted(chapters), f"chapters in _toc.yml are out of order: {chapters}"
+
+
+def test_chapters_come_through_the_notebooks_symlink():
+    link = BOOK / "notebooks"
+    assert link.is_symlink() and link.resolve() == NOTEBOOKS.resolve(), \
+        "book/notebooks must be a symlink to ../notebooks (the chapters live at the repository root)"
+
+
+def test_repository_url_is_the_package_s():
+    config = _config()
+    assert config["repository"]["url"] == i2icourse.REPOSITORY_URL
+    assert config["repository"]["branch"] == "main"
+    assert config["repository"]["path_to_book"] == "book"
+    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+
+
+def test_book_renders_stored_outputs_and_serves_its_own_mathjax():
+    config = _config()
+    assert config["execute"]["execute_notebooks"] == "off"
+    assert config["sphinx"]["config"]["mathjax_path"] == "mathjax/tex-chtml.js"
+    assert config["sphinx"]["config"]["nb_ipywidgets_js"] == {}, "widget JavaScript would come from a CDN"
+
+
+def _cited_keys() -> dict[str, set[str]]:
+    """{source file: keys cited with {cite}`...` / {cite:p}`...` / {cite:t}`...`}."""
+    pattern = re.compile(r"\{cite(?::\w+)?\}`([^`]+)`")
+    texts = {p: p.read_text(encoding="utf-8") for p in BOOK.glob("*.md") if p.name != "README.md"}
+    for nb in NOTEBOOKS.glob("*.ipynb"):
+        cells = json.loads(nb.read_text(encoding="utf-8")).get("cells", [])
+        texts[nb] = "\n".join("".join(c.get("source", "")) for c in cells if c.get("cell_type") == "markdown")
+    return {str(p.relative_to(ROOT)): {k.strip() for m in pattern.findall(t) for k in m.split(",")}
+            for p, t in texts.items()}
+
+
+def test_every_cited_key_is_in_references_bib():
+    bib = (BOOK / "references.bib").read_text(encoding="utf-8")
+    keys = set(re.findall(r"^@\w+\{([^,\s]+),", bib, re.M))
+    missing = {source: sorted(cited - keys) for source, cited in _cited_keys().items() if cited - keys}
+    assert not missing, f"cite keys missing from book/references.bib: {missing}"
+
+
+@pytest.mark.parametrize("name", ["intro.md", "instructors.md", "bibliography.md", "references.bib", "_static/custom.css",
+                                  "_ext/i2i_book.py"])
+def test_book_sources_exist(name):
+    assert (BOOK / name).is_file()
