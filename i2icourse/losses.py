@@ -175,3 +175,45 @@ def get_loss(name: str, **options) -> nn.Module:
     if key not in LOSSES:
         raise ValueError(f"get_loss: unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
     return LOSSES[key](**options)
+
+
+# ----------------------------------------------------------------------------------------------
+# GAN losses (chapter 4, pix2pix; reused by CycleGAN)
+# ----------------------------------------------------------------------------------------------
+
+def gan_loss(logits: torch.Tensor, real: bool, mode: str = "vanilla") -> torch.Tensor:
+    """The adversarial loss of a discriminator's raw outputs (logits) against the label real/fake.
+
+    * ``vanilla`` -- binary cross-entropy on the logits (Goodfellow et al. 2014; pix2pix): for
+      ``real=True`` it is ``-log sigmoid(l)``, for ``real=False`` ``-log(1 - sigmoid(l))``, computed
+      stably by ``binary_cross_entropy_with_logits``.
+    * ``lsgan`` -- least squares (Mao et al. 2017; CycleGAN): ``(l - 1)**2`` or ``l**2``; the
+      gradient does not vanish for confidently classified samples.
+
+    A PatchGAN's map of logits is averaged: every patch is one real/fake decision. The generator
+    uses ``real=True`` on its fakes (the "non-saturating" loss of the paper).
+    """
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        raise TypeError("gan_loss: logits must be a float tensor")
+    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+    if mode == "vanilla":
+        return nn.functional.binary_cross_entropy_with_logits(logits, target)
+    if mode in ("lsgan", "least_squares"):
+        return nn.functional.mse_loss(logits, target)
+    raise ValueError(f"gan_loss: mode must be 'vanilla' or 'lsgan', got {mode!r}")
+
+
+class GANLoss(nn.Module):
+    """Module form of :func:`gan_loss`: ``GANLoss('lsgan')(logits, real=True)``."""
+
+    def __init__(self, mode: str = "vanilla"):
+        super().__init__()
+        if mode not in ("vanilla", "lsgan", "least_squares"):
+            raise ValueError(f"GANLoss: mode must be 'vanilla' or 'lsgan', got {mode!r}")
+        self.mode = mode
+
+    def forward(self, logits: torch.Tensor, real: bool) -> torch.Tensor:
+        return gan_loss(logits, real, self.mode)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"
