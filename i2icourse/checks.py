@@ -229,3 +229,358 @@ def _check_global_ssim(global_ssim: Callable[..., Any]) -> str:
             hint = " (check what the variances and the covariance are divided by)"
         raise Wrong(f"on {what}, got {got:.6f}, expected {want:.6f}{hint}")
     return f"global_ssim matches the reference on {len(cases)} image pairs"
+
+
+# ----------------------------------------------------------------------------------------------
+# Chapter 04: pix2pix
+# ----------------------------------------------------------------------------------------------
+
+def reference_receptive_field(layers: list[tuple[int, int]]) -> int:
+    """Receptive field of a stack of (kernel, stride) layers, walked from the output back to the input."""
+    r = 1
+    for k, s in reversed(layers):
+        r = (r - 1) * s + k
+    return r
+
+
+@register("ex-04-1")
+def _check_receptive_field(my_receptive_field: Callable[[list[tuple[int, int]]], Any]) -> str:
+    """my_receptive_field(layers): layers = [(kernel, stride), ...] from input to output -> field in pixels."""
+    cases = [
+        ("one 3x3 stride-1 layer", [(3, 1)]),
+        ("two 3x3 stride-1 layers (VGG)", [(3, 1), (3, 1)]),
+        ("the 16x16 PatchGAN", [(4, 2), (4, 1), (4, 1)]),
+        ("a 4x4 stride-2 layer then a 3x3 stride-1 layer", [(4, 2), (3, 1)]),
+        ("a 3x3 stride-1 layer then a 4x4 stride-2 layer", [(3, 1), (4, 2)]),
+        ("the 70x70 PatchGAN", [(4, 2)] * 3 + [(4, 1)] * 2),
+        ("six 4x4 stride-2 layers then two stride-1", [(4, 2)] * 6 + [(4, 1)] * 2),
+    ]
+    for what, layers in cases:
+        got = number(my_receptive_field(list(layers)), "my_receptive_field's result")
+        want = reference_receptive_field(layers)
+        if got == want:
+            continue
+        hint = ""
+        if got == reference_receptive_field(list(reversed(layers))):
+            hint = " (the list runs from the input to the output: which end do you start from?)"
+        elif got == sum(k for k, _ in layers) - len(layers) + 1:
+            hint = " (strides multiply the growth of every layer after them)"
+        raise Wrong(f"on {what} {layers}, got {got:g}, expected {want}{hint}")
+    return f"my_receptive_field is right on {len(cases)} stacks, PatchGAN 16 and 70 included"
+
+
+@register("ex-04-2")
+def _check_instance_norm(my_instance_norm: Callable[..., Any]) -> str:
+    """my_instance_norm(x, eps=1e-5): normalise every (image, channel) over H and W."""
+    g = torch.Generator().manual_seed(4)
+    cases = [
+        ("a (4, 3, 8, 8) batch", 2 + 3 * torch.randn(4, 3, 8, 8, generator=g)),
+        ("a (2, 5, 6, 7) batch", torch.rand(2, 5, 6, 7, generator=g) * 10 - 4),
+    ]
+    for what, x in cases:
+        got = my_instance_norm(x.clone())
+        if not isinstance(got, torch.Tensor) or got.shape != x.shape:
+            raise Wrong(f"on {what}, expected a tensor of shape {tuple(x.shape)}, got "
+                        f"{tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__}")
+        want = torch.nn.functional.instance_norm(x, eps=1e-5)
+        if torch.allclose(got.float(), want, atol=1e-4):
+            continue
+        hint = ""
+        if torch.allclose(got.float(), torch.nn.functional.batch_norm(x, None, None, training=True, eps=1e-5),
+                          atol=1e-4):
+            hint = " (that is BatchNorm: statistics over the batch too; InstanceNorm keeps images apart)"
+        else:
+            var1 = x.var(dim=(2, 3), keepdim=True, unbiased=True)
+            if torch.allclose(got.float(), (x - x.mean(dim=(2, 3), keepdim=True)) / (var1 + 1e-5).sqrt(), atol=1e-4):
+                hint = " (use the biased variance, dividing by H*W)"
+        raise Wrong(f"on {what}, values differ from instance normalisation by up to "
+                    f"{float((got.float() - want).abs().max()):.3g}{hint}")
+    return f"my_instance_norm matches InstanceNorm2d on {len(cases)} batches"
+
+
+def reference_generator_loss(d_fake: torch.Tensor, fake: torch.Tensor, target: torch.Tensor, lam: float) -> float:
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+    return float(bce + lam * (fake - target).abs().mean())
+
+
+@register("ex-04-3")
+def _check_generator_loss(generator_loss: Callable[..., Any]) -> str:
+    """generator_loss(d_fake, fake, target, lam): BCE-with-logits of D's map against 'real' + lam * L1."""
+    g = torch.Generator().manual_seed(5)
+    d_fake = torch.randn(2, 1, 6, 6, generator=g) * 2
+    fake = torch.rand(2, 3, 16, 16, generator=g) * 2 - 1
+    target = torch.rand(2, 3, 16, 16, generator=g) * 2 - 1
+    for lam in (100.0, 0.0, 10.0):
+        got = number(generator_loss(d_fake, fake, target, lam), "generator_loss's result")
+        want = reference_generator_loss(d_fake, fake, target, lam)
+        if _close(got, want, 1e-4):
+            continue
+        hint = ""
+        bce0 = torch.nn.functional.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+        if _close(got, float(bce0 + lam * (fake - target).abs().mean()), 1e-4):
+            hint = " (the generator wants D to answer 'real' on its fakes)"
+        elif _close(got, float(torch.nn.functional.binary_cross_entropy(d_fake.sigmoid(), torch.ones_like(d_fake))
+                                + lam * (fake - target).pow(2).mean()), 1e-4):
+            hint = " (pix2pix's reconstruction term is L1, not L2)"
+        raise Wrong(f"with lam={lam:g}, got {got:.5f}, expected {want:.5f}{hint}")
+    return "generator_loss matches the pix2pix generator objective for lambda = 100, 0 and 10"
+
+
+# ----------------------------------------------------------------------------------------------
+# Chapter 03: SRCNN super-resolution
+# ----------------------------------------------------------------------------------------------
+
+def _shapes_match(got: Any, want: torch.Tensor, what: str, name: str) -> torch.Tensor:
+    if not isinstance(got, torch.Tensor):
+        raise Wrong(f"on {what}, {name} should be a torch.Tensor, got {type(got).__name__}")
+    if tuple(got.shape) != tuple(want.shape):
+        raise Wrong(f"on {what}, {name} has shape {tuple(got.shape)}, expected {tuple(want.shape)}")
+    return got.detach().double().cpu()
+
+
+@register("ex-03-1")
+def _check_sr_pair(my_sr_pair: Callable[..., Any]) -> str:
+    """my_sr_pair(image, scale) -> (y_in, y_hr), as i2icourse.data.sr.sr_pair, on an RGB and a grey crop."""
+    from i2icourse.data.sr import sr_pair
+    cases = [("a 50x70 RGB photo crop at scale 4", photo("astronaut", 30, 200, 50, 70), 4),
+             ("a 40x47 grey photo crop at scale 3", photo("camera", 100, 220, 40, 47), 3)]
+    for what, image, scale in cases:
+        got = my_sr_pair(image.clone(), scale)
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            raise Wrong(f"on {what}, expected a pair (y_in, y_hr), got {type(got).__name__}")
+        want_in, want_hr = sr_pair(image, scale)
+        g_hr = _shapes_match(got[1], want_hr, what, "y_hr")
+        g_in = _shapes_match(got[0], want_in, what, "y_in")
+        if float((g_hr - want_hr.double()).abs().max()) > 1e-4:
+            hint = ""
+            if abs(float(g_hr.mean() - want_hr.double().mean()) - 16 / 255) < 0.02 or float(g_hr.min()) < 15 / 255:
+                hint = " (Y as MATLAB computes it starts at 16/255: use io.rgb_to_y)"
+            raise Wrong(f"on {what}, y_hr differs from the HR image's Y channel{hint}")
+        err = float((g_in - want_in.double()).abs().max())
+        if err > 1e-4:
+            if err < 3 / 255:
+                hint = " (close: is the LR image rounded to 8 bits, and enlarged to exactly the HR size?)"
+            else:
+                hint = " (is the LR image made by io.resize with antialiasing, to (H / scale, W / scale)?)"
+            raise Wrong(f"on {what}, y_in differs from the expected upscaled input by up to {err * 255:.2f} "
+                        f"grey levels{hint}")
+    return f"my_sr_pair matches sr_pair on {len(cases)} images"
+
+
+def reference_sr_psnr(y_out: torch.Tensor, y_hr: torch.Tensor, scale: int) -> float:
+    """PSNR in dB after dropping ``scale`` pixels on every side, in float64."""
+    a, b = io.shave(y_out.double(), scale), io.shave(y_hr.double(), scale)
+    return float(10 * torch.log10(1 / ((a - b) ** 2).mean()))
+
+
+@register("ex-03-2")
+def _check_sr_psnr(sr_psnr: Callable[..., Any]) -> str:
+    """sr_psnr(y_out, y_hr, scale): PSNR with a shaved border, on a Y crop with border-heavy errors."""
+    y = io.rgb_to_y(photo("astronaut", 60, 180, 48, 40))
+    g = torch.Generator().manual_seed(5)
+    cases = []
+    for scale in (2, 3, 4):
+        out = (y + 0.02 * torch.randn(y.shape, generator=g)).clamp(0, 1)
+        out[..., :scale, :] = 0.0              # a ruined border, as zero padding can leave
+        out[..., :, -scale:] = 1.0
+        cases.append((f"a 48x40 Y crop with a ruined border, scale {scale}", out, y, scale))
+    for what, out, hr, scale in cases:
+        got = number(sr_psnr(out.clone(), hr.clone(), scale), "sr_psnr's result")
+        want = reference_sr_psnr(out, hr, scale)
+        if _close(got, want, 1e-4):
+            continue
+        hint = ""
+        if _close(got, reference_sr_psnr(out, hr, 0), 1e-4):
+            hint = " (the border is not shaved)"
+        elif math.isfinite(got) and got < want:
+            hint = " (is the border dropped on all four sides?)"
+        raise Wrong(f"on {what}, got {got:.4f} dB, expected {want:.4f} dB{hint}")
+    return f"sr_psnr matches the reference at scales 2, 3 and 4"
+
+
+@register("ex-03-3")
+def _check_valid_srcnn(cls: Callable[[], Any]) -> str:
+    """ValidSRCNN(): 9-5-5 unpadded SRCNN whose weights load from SRCNN; equals its padded centre."""
+    from i2icourse.models.srcnn import SRCNN
+    torch.manual_seed(0)
+    ref = SRCNN(init_std=0.05)
+    try:
+        net = cls()
+    except NotImplementedError:
+        raise
+    except TypeError as e:
+        raise Wrong(f"ValidSRCNN() should be built without arguments ({e})") from None
+    if not isinstance(net, torch.nn.Module):
+        raise Wrong(f"ValidSRCNN() should be a torch.nn.Module, got {type(net).__name__}")
+    try:
+        net.load_state_dict(ref.state_dict())
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        raise Wrong("SRCNN's weights do not load into ValidSRCNN (layer names and sizes must match: "
+                    f"patch_extraction 1->64 9x9, nonlinear_mapping 64->32 5x5, reconstruction 32->1 5x5): "
+                    f"{first[1].strip() if len(first) > 1 else first[0]}") from None
+    x = torch.rand(2, 1, 33, 33, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        got, want = net(x), ref(x)[..., 8:-8, 8:-8]
+    if not isinstance(got, torch.Tensor):
+        raise Wrong(f"forward should return a tensor, got {type(got).__name__}")
+    if tuple(got.shape) != tuple(want.shape):
+        hint = " (no padding: each k x k convolution removes k - 1 pixels)" if got.shape[-1] == 33 else ""
+        raise Wrong(f"a (2, 1, 33, 33) input gave shape {tuple(got.shape)}, expected {tuple(want.shape)}{hint}")
+    if not torch.allclose(got, want, atol=1e-5):
+        raise Wrong("the output has the right size but differs from the padded SRCNN's centre "
+                    "(ReLU after the first two layers only, none after the reconstruction)")
+    return "ValidSRCNN loads SRCNN's weights and matches its output away from the border"
+
+
+# ----------------------------------------------------------------------------------------------
+# Chapter 01: learning SSIM quality maps
+# ----------------------------------------------------------------------------------------------
+
+@register("ex-01-1")
+def _check_ssim_map(my_ssim_map: Callable[..., Any]) -> str:
+    """my_ssim_map(x, y): the SSIM map (1,H,W) of two grey (1,H,W) images in [0, 1] (Gaussian 11x11, sigma 1.5)."""
+    from i2icourse import distortions, metrics
+    x = photo("camera", 100, 150, 48, 48, grey=True)
+    cases = [("camera vs a noisy copy", noisy(x, 0.1, 1), x),
+             ("camera vs a blurred copy", distortions.gaussian_blur(x, 1.5), x),
+             ("camera vs itself", x, x)]
+    for what, a, b in cases:
+        got = my_ssim_map(a.clone(), b.clone())
+        if not isinstance(got, torch.Tensor) or got.shape != a.shape:
+            raise Wrong(f"on {what}, expected a tensor of shape {tuple(a.shape)}, got "
+                        f"{tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__}")
+        want = metrics.ssim(a, b, full=True)[1]
+        gi, wi = got[..., 5:-5, 5:-5].float(), want[..., 5:-5, 5:-5]   # borders may be padded any way
+        if torch.allclose(gi, wi, atol=1e-3):
+            continue
+        hint = ""
+        if float((gi - wi).abs().mean()) < 0.05:
+            hint = " (close: check the constants C1 = (0.01 L)^2, C2 = (0.03 L)^2 and divide by N, not N - 1)"
+        raise Wrong(f"on {what}, the map differs from SSIM's by up to {float((gi - wi).abs().max()):.3g} "
+                    f"away from the border{hint}")
+    return "my_ssim_map matches metrics.ssim(full=True) away from the border on 3 image pairs"
+
+
+@register("ex-01-2")
+def _check_impulse_version(my_impulse_version: Callable[..., Any]) -> str:
+    """my_impulse_version(x, level, seed): salt & pepper noise, level 0 = unchanged, SSIM falling with level."""
+    from i2icourse import metrics
+    x = photo("astronaut", 0, 100, 64, 64)
+    if not torch.equal(my_impulse_version(x.clone(), 0, 0), x):
+        raise Wrong("level 0 must return the image unchanged")
+    scores = []
+    for level in range(1, 6):
+        a, b = my_impulse_version(x.clone(), level, 3), my_impulse_version(x.clone(), level, 3)
+        if not isinstance(a, torch.Tensor) or a.shape != x.shape:
+            raise Wrong(f"level {level}: expected a tensor of shape {tuple(x.shape)}")
+        if not torch.equal(a, b):
+            raise Wrong(f"level {level}: two calls with the same seed differ (use a seeded torch.Generator)")
+        if float(a.min()) < 0 or float(a.max()) > 1:
+            raise Wrong(f"level {level}: values leave [0, 1]")
+        scores.append(float(metrics.ssim(a, x)))
+    if scores[0] > 0.98:
+        raise Wrong(f"level 1 is invisible (SSIM {scores[0]:.3f}): start with a stronger distortion")
+    if any(s2 >= s1 for s1, s2 in zip(scores, scores[1:])):
+        raise Wrong("SSIM must fall as the level rises, got " + ", ".join(f"{s:.3f}" for s in scores))
+    return "levels 0..5 are deterministic and SSIM falls: " + ", ".join(f"{s:.2f}" for s in scores)
+
+
+@register("ex-01-3")
+def _check_unet_params(unet_param_count: Callable[[int, int], Any]) -> str:
+    """unet_param_count(levels, base): the parameters of ssim_map_nets.UNet(levels, base), by formula."""
+    from i2icourse.models.ssim_map_nets import UNet, count_parameters
+    for levels, base in [(4, 16), (5, 32), (2, 8), (3, 24)]:
+        got = number(unet_param_count(levels, base), "unet_param_count's result")
+        want = count_parameters(UNet(levels, base))
+        if got == want:
+            continue
+        hint = ""
+        diff = want - got
+        if diff > 0 and diff == 2 * sum(2 * base * 2 ** i for i in range(levels)) + 2 * sum(
+                2 * base * 2 ** i for i in range(levels - 1)):
+            hint = " (every BatchNorm has a weight and a bias per channel)"
+        raise Wrong(f"for levels={levels}, base={base}: got {got:,.0f}, expected {want:,}{hint}")
+    return "unet_param_count matches count_parameters for 4 U-Nets"
+
+
+# ----------------------------------------------------------------------------------------------
+# Chapter 02: autoencoders trained with MS-SSIM vs pixel losses
+# ----------------------------------------------------------------------------------------------
+
+def reference_window_sizes(side: int, scales: int = 5, win_size: int = 11) -> list[int]:
+    """The SSIM window at each MS-SSIM scale under the course's rule (``metrics.ms_ssim``): the Gaussian
+    trimmed to the largest odd size that fits the image at that scale; sides halve rounding up."""
+    sizes = []
+    for _ in range(scales):
+        sizes.append(min(win_size, side if side % 2 else side - 1))
+        side = (side + 1) // 2
+    return sizes
+
+
+def _floor_window_sizes(side: int, scales: int, win_size: int) -> list[int]:
+    sizes = []
+    for _ in range(scales):
+        sizes.append(min(win_size, side if side % 2 else side - 1))
+        side = side // 2
+    return sizes
+
+
+@register("ex-02-1")
+def _check_window_sizes(window_sizes: Callable[..., Any]) -> str:
+    """window_sizes(side, scales=5, win_size=11) -> list of the window side at each scale."""
+    cases = [(96, 5, 11), (48, 5, 11), (33, 5, 11), (161, 5, 11), (100, 5, 11), (35, 4, 7), (256, 5, 11)]
+    for side, scales, win in cases:
+        got = window_sizes(side, scales=scales, win_size=win)
+        if not isinstance(got, (list, tuple)) or not all(isinstance(k, int) for k in got):
+            raise Wrong(f"for side {side}, expected a list of ints, got {got!r}")
+        want = reference_window_sizes(side, scales, win)
+        if list(got) != want:
+            hint = ""
+            if len(got) != scales:
+                hint = f" (one window per scale: {scales} scales)"
+            elif any(k % 2 == 0 for k in got):
+                hint = " (a Gaussian window has an odd side, so that it has a centre pixel)"
+            elif list(got) == _floor_window_sizes(side, scales, win):
+                hint = " (how does a 2x2 average pool with ceil_mode=True round an odd side?)"
+            raise Wrong(f"for a {side}-pixel image, {scales} scales, window {win}: got {list(got)}{hint}")
+    return f"window_sizes follows the trimming rule on {len(cases)} image sizes"
+
+
+def _crop_pair(seed: int, side: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
+    x = photo("camera", 150 + 7 * seed, 200 + 11 * seed, side, side).unsqueeze(0)   # (1, 1, side, side)
+    return x, noisy(x, 0.08, seed)
+
+
+@register("ex-02-2")
+def _check_mixed_loss(mixed_loss: Callable[..., Any]) -> str:
+    """mixed_loss(pred, target, alpha=0.84) = alpha (1 - MS-SSIM) + (1 - alpha) L1, on grey 96 and 48 px pairs."""
+    from i2icourse import metrics
+
+    cases = [(0, 96, None), (1, 96, 0.5), (2, 48, 0.84), (3, 48, 1.0), (4, 96, 0.0)]
+    for seed, side, alpha in cases:
+        target, pred = _crop_pair(seed, side)
+        pred = pred.clone().requires_grad_()
+        got = mixed_loss(pred, target) if alpha is None else mixed_loss(pred, target, alpha=alpha)
+        if not isinstance(got, torch.Tensor) or got.numel() != 1:
+            raise Wrong("mixed_loss should return a one-element tensor (a loss to call .backward() on)")
+        if not got.requires_grad:
+            raise Wrong("mixed_loss's result has no gradient: compute it with torch operations on pred")
+        a = 0.84 if alpha is None else alpha
+        ms = float(metrics.ms_ssim(pred.detach(), target).mean())
+        l1 = float((pred.detach() - target).abs().mean())
+        want = a * (1 - ms) + (1 - a) * l1
+        value = float(got.detach())
+        if _close(value, want, 1e-4):
+            continue
+        hint = ""
+        if _close(value, (1 - a) * (1 - ms) + a * l1, 1e-4):
+            hint = " (alpha weighs the MS-SSIM term)"
+        elif _close(value, a * ms + (1 - a) * l1, 1e-4):
+            hint = " (a loss falls as the images get more alike: use 1 - MS-SSIM)"
+        elif _close(value, a * (1 - float(metrics.ms_ssim(pred.detach(), target, weights="equal").mean()))
+                    + (1 - a) * l1, 1e-4):
+            hint = " (Zhao et al. use the standard MS-SSIM exponents)"
+        raise Wrong(f"on a {side}x{side} photo crop and a noisy copy with alpha={a}, got {value:.5f}, "
+                    f"expected {want:.5f}{hint}")
+    return f"mixed_loss matches alpha (1 - MS-SSIM) + (1 - alpha) L1 on {len(cases)} pairs"

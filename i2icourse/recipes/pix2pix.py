@@ -1,0 +1,154 @@
+"""The pix2pix training step (Isola et al. 2017): a conditional GAN plus an L1 reconstruction term.
+
+    G* = arg min_G max_D  L_cGAN(G, D) + lambda * L_L1(G)
+    L_cGAN = E[log D(x, y)] + E[log(1 - D(x, G(x)))],   L_L1 = E[|y - G(x)|_1]
+
+One call of :meth:`Pix2Pix.step` on a batch ``{'A': x, 'B': y}`` (images in [0, 1]) does one update
+of D, then one of G, as the paper does (Adam, lr 2e-4, betas (0.5, 0.999)); images are mapped to
+[-1, 1] (the tanh range) and the reconstruction term is measured there, as in the official code, so
+``lambda_rec = 100`` means what the paper means. D's loss is halved ("slows down the rate at which D
+learns relative to G"). It returns the four curves of the chapter: ``D``, ``G_GAN``, ``G_L1`` (the
+reconstruction term, whatever its kind) and ``G`` (the total), plus D's mean outputs on real/fake.
+
+    gan = Pix2Pix(UNetGenerator(...), PatchDiscriminator(...))
+    history = train.fit(gan.step, dataset, steps=..., batch_size=1, objects=gan.objects(), checkpoint=...)
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from i2icourse import io
+from i2icourse.losses import gan_loss
+
+
+def reconstruction(pred: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """The pixel term on [-1, 1] images: ``l1``, ``l2`` or ``mix`` (0.5 L1 + 0.5 L2, Group 32's convex mix)."""
+    diff = pred - target
+    if kind == "l1":
+        return diff.abs().mean()
+    if kind == "l2":
+        return diff.pow(2).mean()
+    if kind == "mix":
+        return 0.5 * diff.abs().mean() + 0.5 * diff.pow(2).mean()
+    raise ValueError(f"reconstruction kind must be 'l1', 'l2' or 'mix', got {kind!r}")
+
+
+class Pix2Pix:
+    """A generator, a discriminator, their Adam optimisers and the objective's settings.
+
+    ``lambda_rec``: weight of the reconstruction term (100); ``rec``: ``l1``/``l2``/``mix``;
+    ``gan_mode``: ``vanilla`` (BCE, the paper) or ``lsgan``; ``autocast``: a dtype (e.g.
+    ``torch.bfloat16``) to run forward passes under ``torch.autocast``; ``channels_last``: keep
+    activations in NHWC memory order (faster convolutions on many CPUs and GPUs); ``steps``: the
+    length of training, for the paper's schedule (constant learning rate for the first
+    ``decay_from`` of the steps, then linear decay to 0).
+    """
+
+    def __init__(self, G: nn.Module, D: nn.Module, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999),
+                 lambda_rec: float = 100.0, rec: str = "l1", gan_mode: str = "vanilla",
+                 device: torch.device | str = "cpu", autocast: torch.dtype | None = None,
+                 channels_last: bool = False, steps: int | None = None, decay_from: float = 0.5):
+        self.device = torch.device(device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.G = G.to(self.device, memory_format=self.memory_format)
+        self.D = D.to(self.device, memory_format=self.memory_format)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=lr, betas=betas)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=lr, betas=betas)
+        self.lambda_rec, self.rec, self.gan_mode, self.autocast = lambda_rec, rec, gan_mode, autocast
+        # The paper's schedule: constant learning rate, then linear decay to 0 over the last half
+        # (100 + 100 epochs). ``steps=None`` keeps it constant.
+        keep = int(decay_from * steps) if steps else None
+
+        def factor(step: int) -> float:
+            return 1.0 if keep is None or step < keep else max(0.0, 1 - (step - keep) / (steps - keep))
+
+        self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, factor)
+        self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, factor)
+        reconstruction(torch.zeros(1), torch.zeros(1), rec)  # fail early on a bad name
+
+    def objects(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
+        """Everything a checkpoint must hold (for ``train.fit(objects=...)``)."""
+        return {"G": self.G, "D": self.D, "opt_G": self.opt_G, "opt_D": self.opt_D,
+                "sched_G": self.sched_G, "sched_D": self.sched_D}
+
+    def _ctx(self):
+        if self.autocast is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast)
+
+    def _to(self, x: torch.Tensor) -> torch.Tensor:
+        return io.to_signed(x.to(self.device)).contiguous(memory_format=self.memory_format)
+
+    def step(self, batch: Mapping[str, torch.Tensor], step: int = 0) -> dict[str, float]:
+        """One D update and one G update on ``batch['A']`` (input) and ``batch['B']`` (target), in [0, 1]."""
+        self.G.train()
+        self.D.train()
+        x, y = self._to(batch["A"]), self._to(batch["B"])
+        with self._ctx():
+            fake = self.G(x)                                   # G(x): (N, C_B, H, W) in [-1, 1]
+        # --- D: maximise log D(x, y) + log(1 - D(x, G(x))); G(x) is detached, G gets no gradient here
+        self.opt_D.zero_grad(set_to_none=True)
+        with self._ctx():
+            d_real = self.D(x, y)
+            d_fake = self.D(x, fake.detach())
+            loss_D = 0.5 * (gan_loss(d_real.float(), True, self.gan_mode)
+                            + gan_loss(d_fake.float(), False, self.gan_mode))
+        loss_D.backward()
+        self.opt_D.step()
+        # --- G: fool D (non-saturating: maximise log D(x, G(x))) and stay close to y
+        self.opt_G.zero_grad(set_to_none=True)
+        with self._ctx():
+            d_fake = self.D(x, fake)
+            loss_gan = gan_loss(d_fake.float(), True, self.gan_mode)
+            loss_rec = reconstruction(fake.float(), y.float(), self.rec)
+            loss_G = loss_gan + self.lambda_rec * loss_rec
+        loss_G.backward()
+        self.opt_G.step()
+        self.sched_G.step()
+        self.sched_D.step()
+        return {"D": loss_D.item(), "G_GAN": loss_gan.item(), "G_L1": loss_rec.item(), "G": loss_G.item(),
+                "D_real": float(torch.sigmoid(d_real.detach().float()).mean()),
+                "D_fake": float(torch.sigmoid(d_fake.detach().float()).mean())}
+
+    @torch.no_grad()
+    def translate(self, a: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+        """G(a) in [0, 1] for a (C,H,W) or (N,C,H,W) input in [0, 1], in eval mode (no dropout, running BN stats)."""
+        was = self.G.training
+        self.G.eval()
+        batched = a.dim() == 4
+        ab = a if batched else a.unsqueeze(0)
+        outs = []
+        for i in range(0, len(ab), batch_size):
+            with self._ctx():
+                outs.append(io.from_signed(self.G(self._to(ab[i:i + batch_size])).float()).cpu())
+        self.G.train(was)
+        out = torch.cat(outs)
+        return out if batched else out[0]
+
+
+class SampleLog:
+    """Generated samples kept during training (a grid per evaluation), saved in the checkpoint by ``fit``.
+
+    ``train.fit`` stores every object's ``state_dict``: put a SampleLog in ``objects`` and the sample
+    grids survive a reload, so a notebook that loads a finished checkpoint can still show them.
+    """
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.images: list[torch.Tensor] = []
+
+    def add(self, step: int, images: torch.Tensor) -> None:
+        self.steps.append(int(step))
+        self.images.append(images.detach().cpu().clone())
+
+    def state_dict(self) -> dict:
+        return {"steps": torch.tensor(self.steps, dtype=torch.int64),
+                "images": torch.stack(self.images) if self.images else torch.zeros(0)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = [int(s) for s in state["steps"].tolist()]
+        self.images = list(state["images"]) if len(self.steps) else []

@@ -1,0 +1,180 @@
+"""Chapter 1's recipe: train networks to predict SSIM maps, measure them, use them as no-reference scores.
+
+* :class:`MapRegressor` -- a model, Adam (lr 1e-3, betas default) with the learning rate halved every
+  ``halve_every`` steps (the paper: every 100 epochs), MAE loss; ``step`` is for :func:`i2icourse.train.fit`.
+* The GAN is trained with the chapter-4 step, :class:`i2icourse.recipes.pix2pix.Pix2Pix` (cGAN +
+  lambda L1), on ``MapGenerator.G``: see :func:`map_gan`.
+* :func:`predict`, :func:`evaluate` -- predicted maps and per-version errors on a fixed validation set.
+* :func:`pearson`, :func:`spearman` -- PLCC and SRCC (ties get their average rank), in NumPy.
+* :data:`PAPER_TABLE_I` -- the paper's Table I, to print beside ours.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+#: Table I of the paper: model -> (type, #param, epochs, train MAE, valid MAE).
+PAPER_TABLE_I: dict[str, tuple[str, int, int, float, float]] = {
+    "FCN": ("FCN", 5495617, 479, 0.0836, 0.1048),
+    "DCNN": ("FCN", 39633751, 109, 0.0878, 0.1041),
+    "U-Net": ("U-Net", 886625, 899, 0.0749, 0.0909),
+    "U-Net32": ("U-Net", 14123905, 239, 0.0607, 0.0922),
+    "Densenet121-unet": ("U-Net", 13607633, 229, 0.0671, 0.0870),
+    "Resnet18-unet": ("U-Net", 14328209, 129, 0.0690, 0.0910),
+    "Resnet50-unet": ("U-Net", 32521105, 289, 0.0690, 0.0876),
+    "GAN(U-Net)": ("GAN", 44598000, 200, 0.0703, 0.1290),
+}
+
+
+class MapRegressor:
+    """A map predictor trained on the mean absolute error, as in the paper.
+
+    ``halve_every``: halve the learning rate every this many steps (0: never).
+    """
+
+    def __init__(self, model: nn.Module, lr: float = 1e-3, halve_every: int = 0,
+                 device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=max(halve_every, 1),
+                                                     gamma=0.5 if halve_every else 1.0)
+
+    def objects(self) -> dict:
+        """Everything a checkpoint must hold (for ``train.fit(objects=...)``)."""
+        return {"model": self.model, "opt": self.opt, "sched": self.sched}
+
+    def step(self, batch: Mapping[str, torch.Tensor], step: int = 0) -> dict[str, float]:
+        """One Adam step on the MAE between predicted and true maps of ``batch['A']`` / ``batch['B']``."""
+        self.model.train()
+        x, y = batch["A"].to(self.device), batch["B"].to(self.device)
+        loss = (self.model(x) - y).abs().mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        return {"mae": loss.item()}
+
+
+def map_gan(generator: nn.Module, n_layers: int = 3, ndf: int = 64, lambda_l1: float = 100.0, lr: float = 2e-4,
+            device: torch.device | str = "cpu"):
+    """The cGAN of the paper's last row: pix2pix's step on ``generator.G`` (a :class:`MapGenerator`) and a
+    PatchGAN judging (image, map) pairs (3 + 1 channels): L = L_cGAN + lambda * L1."""
+    from i2icourse.models.patchgan import PatchDiscriminator
+    from i2icourse.recipes.pix2pix import Pix2Pix
+    return Pix2Pix(generator.G, PatchDiscriminator(4, ndf, n_layers), lr=lr, lambda_rec=lambda_l1, device=device)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 32,
+            device: torch.device | str = "cpu") -> torch.Tensor:
+    """Predicted maps (N, 1, H, W) of images (N, 3, H, W), in eval mode (the model's mode is restored)."""
+    was = model.training
+    model.eval()
+    out = [model(images[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(images), batch_size)]
+    model.train(was)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def predict_tiled(model: nn.Module, images: torch.Tensor, tile: int, batch_size: int = 32,
+                  device: torch.device | str = "cpu") -> torch.Tensor:
+    """Predicted maps of images (N, 3, H, W) computed on ``tile`` x ``tile`` tiles and stitched back: the
+    network sees inputs of the size it was trained on. Tiles do not overlap when H and W are multiples of
+    ``tile``; otherwise the last row / column of tiles is shifted to end at the border (and overwrites)."""
+    N, C, H, W = images.shape
+    if H < tile or W < tile:
+        raise ValueError(f"predict_tiled: a {H}x{W} image is smaller than the tile {tile}")
+    if H % tile or W % tile:
+        def starts(n: int) -> list[int]:
+            s = list(range(0, n - tile + 1, tile))
+            return s if s[-1] == n - tile else s + [n - tile]
+        boxes = [(i, j) for i in starts(H) for j in starts(W)]
+        crops = torch.cat([images[..., i:i + tile, j:j + tile] for i, j in boxes])   # (len(boxes) * N, C, t, t)
+        p = predict(model, crops, batch_size, device).view(len(boxes), N, 1, tile, tile)
+        out = torch.empty(N, 1, H, W)
+        for k, (i, j) in enumerate(boxes):
+            out[..., i:i + tile, j:j + tile] = p[k]
+        return out
+    t = images.unfold(2, tile, tile).unfold(3, tile, tile)            # (N, C, H/t, W/t, t, t)
+    t = t.permute(0, 2, 3, 1, 4, 5).reshape(-1, C, tile, tile)        # (N * H/t * W/t, C, t, t)
+    p = predict(model, t, batch_size, device)                         # (..., 1, t, t)
+    p = p.reshape(N, H // tile, W // tile, 1, tile, tile).permute(0, 3, 1, 4, 2, 5)
+    return p.reshape(N, 1, H, W)
+
+
+def evaluate(model: nn.Module, dataset, batch_size: int = 32, device: torch.device | str = "cpu",
+             keep_maps: bool = False, tile: int | None = None) -> tuple[pd.DataFrame, torch.Tensor | None]:
+    """Per-version results on a fixed dataset (a ``QualityMapPairs`` with ``train=False``):
+    one row per *version* (pristine once) with photo, kind, level, the MAE of the map, the true SSIM
+    score (mean of the true map) and the predicted score (mean of the predicted map). ``tile``:
+    predict on tiles of this size (:func:`predict_tiled`), e.g. the training patch size.
+
+    The balanced MAE (the paper's validation MAE, pristine weighted x5) is :func:`balanced_mae` of it.
+    """
+    versions = sorted(set(dataset.index))
+    samples = [dataset[dataset.index.index(i)] for i in versions]
+    x = torch.stack([s["A"] for s in samples])
+    y = torch.stack([s["B"] for s in samples])
+    p = predict(model, x, batch_size, device) if tile is None else predict_tiled(model, x, tile, batch_size, device)
+    pairs = dataset.pairs
+    rows = pd.DataFrame({
+        "photo": [pairs.photo[i] for i in versions], "kind": [pairs.kind[i] for i in versions],
+        "level": [pairs.level[i] for i in versions],
+        "mae": (p - y).abs().flatten(1).mean(1).numpy(),
+        "ssim": y.flatten(1).mean(1).numpy(), "predicted": p.flatten(1).mean(1).numpy(),
+    })
+    return rows, (p if keep_maps else None)
+
+
+def balanced_mae(rows: pd.DataFrame, pristine_weight: int = 5) -> float:
+    """The MAE over the balanced set: pristine versions count ``pristine_weight`` times."""
+    w = np.where(rows["kind"] == "pristine", pristine_weight, 1)
+    return float((rows["mae"] * w).sum() / w.sum())
+
+
+def constant_baseline(train_maps: torch.Tensor, weights: torch.Tensor | None = None) -> dict[str, float]:
+    """The constants a model must beat: the mean and the median of the training maps' pixels.
+
+    ``weights`` (one per map) count maps several times (the pristine ones 5x). The median is the best
+    constant under the MAE; the mean is the "predict the mean" baseline.
+    """
+    v = train_maps.float().flatten(1)
+    w = torch.ones(len(v)) if weights is None else weights.float()
+    mean = float((v.mean(1) * w).sum() / w.sum())
+    # weighted median: repeat per-map pixel samples by weight on a subsample (exact enough for a baseline)
+    sub = v[:, :: max(1, v.shape[1] // 256)]
+    vals = torch.cat([sub[i].repeat(int(w[i])) for i in range(len(sub))])
+    return {"mean": mean, "median": float(vals.median())}
+
+
+def rankdata(a: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ``a``; tied values get the average of their ranks (as ``scipy.stats.rankdata``)."""
+    a = np.asarray(a, dtype=float)
+    order = np.argsort(a, kind="mergesort")
+    ranks = np.empty(len(a), dtype=float)
+    sorted_a = a[order]
+    i = 0
+    while i < len(a):
+        j = i
+        while j + 1 < len(a) and sorted_a[j + 1] == sorted_a[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1   # average of ranks i+1 .. j+1
+        i = j + 1
+    return ranks
+
+
+def pearson(x, y) -> float:
+    """PLCC: the Pearson linear correlation coefficient."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    x, y = x - x.mean(), y - y.mean()
+    return float((x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum()))
+
+
+def spearman(x, y) -> float:
+    """SRCC: Spearman's rank correlation, the Pearson correlation of the ranks."""
+    return pearson(rankdata(x), rankdata(y))

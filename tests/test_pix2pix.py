@@ -1,0 +1,286 @@
+"""Chapter 4 (pix2pix): generator, PatchGAN, GAN losses, training step, aligned data, tiling, FID/PR, checks."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from i2icourse import checks, io, losses, train
+from i2icourse.data.paired import (AlignedDataset, join_side_by_side, make_pairs, read_pairs,
+                                   split_side_by_side, write_pairs)
+from i2icourse.fid import frechet_distance, inception_features, features, precision_recall
+from i2icourse.models.patchgan import PatchDiscriminator, patchgan, receptive_field
+from i2icourse.models.unet import UNetGenerator
+from i2icourse.recipes.pix2pix import Pix2Pix, SampleLog
+from i2icourse.tiling import tiled_apply, seam_strength
+
+torch.set_num_threads(1)
+
+
+# --- generator ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_unet_256_keeps_the_size(skip):
+    G = UNetGenerator(3, 3, depth=8, ngf=8, skip=skip).eval()
+    with torch.no_grad():
+        y = G(torch.rand(1, 3, 256, 256))
+    assert y.shape == (1, 3, 256, 256)
+    assert float(y.abs().max()) <= 1
+
+
+@pytest.mark.parametrize("depth,size,cin,cout", [(6, 64, 3, 3), (7, 128, 1, 3), (5, 32, 3, 3), (6, 128, 1, 1)])
+def test_unet_profile_sizes(depth, size, cin, cout):
+    G = UNetGenerator(cin, cout, depth=depth, ngf=4)
+    assert G(torch.rand(2, cin, size, size)).shape == (2, cout, size, size)
+
+
+def test_unet_rejects_sizes_that_do_not_halve():
+    with pytest.raises(ValueError, match="multiples of 64"):
+        UNetGenerator(depth=6, ngf=4)(torch.rand(1, 3, 96, 80))
+
+
+def test_skip_false_has_no_concatenation():
+    with_skip, without = UNetGenerator(depth=6, ngf=8), UNetGenerator(depth=6, ngf=8, skip=False)
+    assert sum(p.numel() for p in without.parameters()) < sum(p.numel() for p in with_skip.parameters())
+
+
+def test_instance_norm_generator():
+    G = UNetGenerator(depth=6, ngf=4, norm="instance")
+    assert G(torch.rand(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+
+
+# --- discriminator -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field", [1, 16, 70, 286])
+def test_receptive_fields(field):
+    assert receptive_field(patchgan(field, ndf=4)) == field
+
+
+def test_receptive_field_matches_the_gradient_support():
+    """Perturbing one input pixel changes exactly the outputs whose field contains it (16x16 PatchGAN)."""
+    D = patchgan(16, in_channels=2, ndf=4, norm="none")
+    x = torch.zeros(1, 1, 64, 64, requires_grad=True)
+    out = D(x, torch.zeros(1, 1, 64, 64))
+    out[0, 0, 10, 10].backward()
+    rows = torch.nonzero(x.grad[0, 0].abs().sum(1)).flatten()
+    assert int(rows.max() - rows.min() + 1) <= 16
+
+
+@pytest.mark.parametrize("field,size", [(1, 64), (16, 64), (70, 64), (286, 64), (286, 256)])
+def test_discriminator_outputs_a_map_of_logits(field, size):
+    D = patchgan(field, in_channels=4, ndf=4)
+    out = D(torch.rand(2, 1, size, size), torch.rand(2, 3, size, size))
+    assert out.dim() == 4 and out.shape[:2] == (2, 1) and min(out.shape[-2:]) >= 1
+
+
+# --- losses ------------------------------------------------------------------------------------
+
+def test_gan_losses():
+    logits = torch.tensor([[-2.0, 0.0, 3.0]])
+    want_real = -torch.log(torch.sigmoid(logits)).mean()
+    assert torch.allclose(losses.gan_loss(logits, True), want_real)
+    assert torch.allclose(losses.gan_loss(logits, False), -torch.log(1 - torch.sigmoid(logits)).mean())
+    assert torch.allclose(losses.gan_loss(logits, True, "lsgan"), ((logits - 1) ** 2).mean())
+    assert torch.allclose(losses.GANLoss("lsgan")(logits, False), (logits ** 2).mean())
+    with pytest.raises(ValueError):
+        losses.gan_loss(logits, True, "wasserstein")
+
+
+# --- the training step -------------------------------------------------------------------------
+
+def _batch(n=2, size=32):
+    g = torch.Generator().manual_seed(0)
+    return {"A": torch.rand(n, 3, size, size, generator=g), "B": torch.rand(n, 3, size, size, generator=g)}
+
+
+@pytest.mark.parametrize("rec,mode", [("l1", "vanilla"), ("l2", "lsgan"), ("mix", "vanilla")])
+def test_one_step_changes_G_and_D_with_finite_losses(rec, mode):
+    torch.manual_seed(0)
+    gan = Pix2Pix(UNetGenerator(depth=5, ngf=4), patchgan(16, ndf=4), rec=rec, gan_mode=mode)
+    g0 = [p.detach().clone() for p in gan.G.parameters()]
+    d0 = [p.detach().clone() for p in gan.D.parameters()]
+    out = gan.step(_batch())
+    assert set(out) >= {"D", "G_GAN", "G_L1", "G"}
+    assert all(torch.isfinite(torch.tensor(v)) for v in out.values())
+    assert abs(out["G"] - (out["G_GAN"] + 100 * out["G_L1"])) < 1e-3 * out["G"]
+    assert any(not torch.equal(a, b) for a, b in zip(g0, gan.G.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(d0, gan.D.parameters()))
+
+
+def test_fit_with_checkpoint_and_sample_log(tmp_path):
+    pairs = [(torch.rand(3, 40, 40), torch.rand(3, 40, 40)) for _ in range(3)]
+    ds = AlignedDataset(pairs, 32)
+    torch.manual_seed(0)
+    gan = Pix2Pix(UNetGenerator(depth=5, ngf=4), patchgan(16, ndf=4))
+    log = SampleLog()
+    objs = {**gan.objects(), "samples": log}
+    ev = lambda step: (log.add(step, gan.translate(pairs[0][0][:, :32, :32])), {"x": 1.0})[1]
+    h = train.fit(gan.step, ds, steps=3, batch_size=2, objects=objs, checkpoint=tmp_path / "c.pt",
+                  eval_fn=ev, eval_every=2, progress=False)
+    assert h.steps("G") == [1, 2, 3] and log.steps == [2, 3]
+    gan2 = Pix2Pix(UNetGenerator(depth=5, ngf=4), patchgan(16, ndf=4))
+    log2 = SampleLog()
+    h2 = train.fit(gan2.step, ds, steps=3, batch_size=2, objects={**gan2.objects(), "samples": log2},
+                   checkpoint=tmp_path / "c.pt", progress=False)
+    assert h2.values("G") == h.values("G") and log2.steps == [2, 3]
+    assert torch.equal(log2.images[1], log.images[1])
+
+
+# --- aligned data ------------------------------------------------------------------------------
+
+def test_same_crop_and_flip_for_A_and_B():
+    b = torch.rand(3, 50, 70)
+    a = b.flip(0).clone()  # A is B with its channels reversed: any misalignment shows
+    ds = AlignedDataset([(a, b)], 24, repeat=40)
+    for i in range(len(ds)):
+        item = ds[i]
+        assert torch.equal(item["A"], item["B"].flip(0))
+    # the crops really vary
+    crops = {tuple(ds[i]["B"][0, 0, :2].tolist()) for i in range(20)}
+    assert len(crops) > 5
+
+
+def test_flip_applied_to_both():
+    b = torch.arange(8.0).repeat(3, 8, 1) / 8  # columns 0..7: a flip reverses them
+    ds = AlignedDataset([(b[:1].clone(), b.clone())], 8, repeat=1)
+    seen = set()
+    torch.manual_seed(0)
+    for _ in range(20):
+        item = ds[0]
+        assert torch.equal(item["A"][0], item["B"][0])
+        seen.add(float(item["B"][0, 0, 0]))
+    assert seen == {0.0, 7 / 8}
+
+
+def test_load_size_jitter_and_eval_center_crop():
+    pairs = [(torch.rand(1, 64, 64), torch.rand(3, 64, 64))]
+    item = AlignedDataset(pairs, 64, load_size=72)[0]
+    assert item["A"].shape == (1, 64, 64) and item["B"].shape == (3, 64, 64)
+    item = AlignedDataset(pairs, 32, train=False)[0]
+    assert torch.equal(item["B"], pairs[0][1][:, 16:48, 16:48])
+
+
+def test_side_by_side_and_folders(tmp_path):
+    pairs = [(torch.rand(3, 16, 20).mul(255).round().div(255), torch.rand(3, 16, 20).mul(255).round().div(255))
+             for _ in range(2)]
+    a, b = split_side_by_side(join_side_by_side(*pairs[0]))
+    assert torch.equal(a, pairs[0][0]) and torch.equal(b, pairs[0][1])
+    for layout in ("side_by_side", "folders"):
+        back = read_pairs(write_pairs(pairs, tmp_path / layout, layout))
+        assert len(back) == 2
+        assert torch.allclose(back[1][0], pairs[1][0], atol=1e-6) and torch.allclose(back[1][1], pairs[1][1], atol=1e-6)
+    ds = AlignedDataset(tmp_path / "folders", 8)
+    assert ds[0]["A"].shape == (3, 8, 8)
+
+
+@pytest.mark.parametrize("task,ca", [("colourisation", 1), ("edges", 1), ("phone", 3)])
+def test_offline_tasks(task, ca):
+    photo = io.resize(torch.rand(3, 8, 8), size=48)
+    (a, b), = make_pairs([photo], task)
+    assert a.shape == (ca, 48, 48) and torch.equal(b, photo)
+    assert 0 <= float(a.min()) and float(a.max()) <= 1
+
+
+# --- tiling ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("overlap", [0, 8, 16])
+@pytest.mark.parametrize("shape", [(3, 100, 77), (2, 1, 64, 130), (3, 20, 30)])
+def test_tiled_identity_is_exact(shape, overlap):
+    x = torch.rand(*shape)
+    assert torch.equal(tiled_apply(lambda t: t, x, tile=32, overlap=overlap), x)
+
+
+def test_blending_removes_seams():
+    img = F.interpolate(torch.rand(1, 3, 6, 6), size=(128, 128), mode="bilinear")[0]
+    per_tile = lambda t: t - t.mean(dim=(2, 3), keepdim=True) + 0.5  # depends on the tile's content
+    assert seam_strength(tiled_apply(per_tile, img, 32, 0), 32) > 3
+    assert seam_strength(tiled_apply(per_tile, img, 32, 16), 32) < 1.5
+
+
+# --- FID and precision/recall ------------------------------------------------------------------
+
+def test_frechet_distance_of_gaussians():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(4000, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(4000, 3, generator=g, dtype=torch.float64) * 2 + 1
+    # closed form for N(0, I) vs N(1, 4I) in 3-D: 3 * 1 + 3 * (1 + 4 - 2 * 2) = 6
+    assert abs(frechet_distance(a, b) - 6) < 0.3
+    assert abs(frechet_distance(a, a)) < 1e-8
+
+
+def test_precision_recall():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(300, 8, generator=g, dtype=torch.float64)
+    p, r = precision_recall(real, torch.randn(300, 8, generator=g, dtype=torch.float64))
+    assert p > 0.7 and r > 0.7
+    p, r = precision_recall(real, 0.05 * torch.randn(300, 8, generator=g, dtype=torch.float64))
+    assert p > 0.95 and r < 0.1   # collapsed fakes: realistic but no variety
+    p, r = precision_recall(real, 20 + torch.randn(300, 8, generator=g, dtype=torch.float64))
+    assert p == 0 and r == 0
+
+
+def test_inception_features_offline():
+    ex = inception_features(None, size=80)
+    f = features(ex, torch.rand(3, 3, 32, 32))
+    assert f.shape == (3, 2048) and torch.isfinite(f).all()
+    x = torch.rand(3, 3, 32, 32)
+    assert torch.equal(features(ex, x), features(inception_features(None, size=80), x))  # same random net
+
+
+# --- exercise checks ---------------------------------------------------------------------------
+
+def rf_right(layers):
+    r = 1
+    for k, s in reversed(layers):
+        r = (r - 1) * s + k
+    return r
+
+
+def rf_forward(layers):  # walks the wrong way
+    r = 1
+    for k, s in layers:
+        r = (r - 1) * s + k
+    return r
+
+
+def rf_stub(layers):
+    raise NotImplementedError("ex-04-1: stub")
+
+
+def in_right(x, eps=1e-5):
+    m = x.mean(dim=(2, 3), keepdim=True)
+    v = x.var(dim=(2, 3), keepdim=True, unbiased=False)
+    return (x - m) / torch.sqrt(v + eps)
+
+
+def in_batchnorm(x, eps=1e-5):
+    m = x.mean(dim=(0, 2, 3), keepdim=True)
+    v = x.var(dim=(0, 2, 3), keepdim=True, unbiased=False)
+    return (x - m) / torch.sqrt(v + eps)
+
+
+def in_stub(x, eps=1e-5):
+    raise NotImplementedError("ex-04-2: stub")
+
+
+def gl_right(d_fake, fake, target, lam):
+    return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake)) + lam * (fake - target).abs().mean()
+
+
+def gl_wrong_label(d_fake, fake, target, lam):
+    return F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)) + lam * (fake - target).abs().mean()
+
+
+def gl_stub(d_fake, fake, target, lam):
+    raise NotImplementedError("ex-04-3: stub")
+
+
+@pytest.mark.parametrize("label,right,stub,wrong,hint", [
+    ("ex-04-1", rf_right, rf_stub, rf_forward, "which end"),
+    ("ex-04-2", in_right, in_stub, in_batchnorm, "BatchNorm"),
+    ("ex-04-3", gl_right, gl_stub, gl_wrong_label, "answer 'real'"),
+])
+def test_checks(label, right, stub, wrong, hint, capsys):
+    assert checks.passes(label, right)
+    with pytest.raises(NotImplementedError):
+        checks.check(label, stub)
+    assert not checks.passes(label, wrong)
+    assert hint in capsys.readouterr().out
