@@ -85,18 +85,28 @@ def features(extractor: Callable[[torch.Tensor], torch.Tensor], images: torch.Te
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     """FID between two (N, D) feature sets: ``|mu_r - mu_g|^2 + Tr(S_r) + Tr(S_g) - 2 Tr((S_r S_g)^(1/2))``.
 
-    ``Tr((S_r S_g)^(1/2))`` is computed as the sum of the square roots of the eigenvalues of the
-    symmetric matrix ``S_r^(1/2) S_g S_r^(1/2)`` (same eigenvalues, no complex round-off).
+    ``Tr((S_r S_g)^(1/2))`` is the sum of the square roots of the eigenvalues of ``S_r S_g``. With
+    centred features ``X_r`` (n x D) and ``X_g`` (m x D), ``S_r S_g`` has the same non-zero eigenvalues
+    as ``(X_r X_g^T)(X_r X_g^T)^T / ((n-1)(m-1))``, so the trace is the sum of the singular values of
+    the small n x m matrix ``X_r X_g^T / sqrt((n-1)(m-1))`` -- exact, and fast when there are fewer
+    samples than features (2048 for Inception). Otherwise it uses the symmetric form
+    ``S_r^(1/2) S_g S_r^(1/2)`` (same eigenvalues, no complex round-off).
     """
     real, fake = real.double(), fake.double()
-    if real.shape[0] < 2 or fake.shape[0] < 2:
+    n, m = real.shape[0], fake.shape[0]
+    if n < 2 or m < 2:
         raise ValueError("frechet_distance needs at least 2 samples per set")
     mu_r, mu_g = real.mean(0), fake.mean(0)
-    s_r, s_g = torch.cov(real.T), torch.cov(fake.T)
-    ev, vecs = torch.linalg.eigh(s_r)
-    sqrt_r = (vecs * ev.clamp(min=0).sqrt()) @ vecs.T
-    cross = torch.linalg.eigvalsh(sqrt_r @ s_g @ sqrt_r).clamp(min=0).sqrt().sum()
-    return float((mu_r - mu_g).pow(2).sum() + s_r.trace() + s_g.trace() - 2 * cross)
+    xr, xg = real - mu_r, fake - mu_g
+    trace_r, trace_g = xr.pow(2).sum() / (n - 1), xg.pow(2).sum() / (m - 1)
+    if min(n, m) < real.shape[1]:
+        cross = torch.linalg.svdvals(xr @ xg.T).sum() / ((n - 1) * (m - 1)) ** 0.5
+    else:
+        s_r, s_g = xr.T @ xr / (n - 1), xg.T @ xg / (m - 1)
+        ev, vecs = torch.linalg.eigh(s_r)
+        sqrt_r = (vecs * ev.clamp(min=0).sqrt()) @ vecs.T
+        cross = torch.linalg.eigvalsh(sqrt_r @ s_g @ sqrt_r).clamp(min=0).sqrt().sum()
+    return float((mu_r - mu_g).pow(2).sum() + trace_r + trace_g - 2 * cross)
 
 
 def _radii(feats: torch.Tensor, k: int) -> torch.Tensor:

@@ -206,6 +206,15 @@ def test_frechet_distance_of_gaussians():
     assert abs(frechet_distance(a, a)) < 1e-8
 
 
+def test_frechet_distance_few_samples_path_agrees():
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(30, 12, generator=g, dtype=torch.float64)
+    b = torch.randn(20, 12, generator=g, dtype=torch.float64) * 1.5 + 0.3
+    wide = frechet_distance(a[:, :], b)                               # 30 and 20 samples > 12 features
+    a40, b40 = torch.cat([a, a.new_zeros(30, 28)], 1), torch.cat([b, b.new_zeros(20, 28)], 1)
+    assert abs(frechet_distance(a40, b40) - wide) < 1e-8              # fewer samples than features
+
+
 def test_precision_recall():
     g = torch.Generator().manual_seed(0)
     real = torch.randn(300, 8, generator=g, dtype=torch.float64)
