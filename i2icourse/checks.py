@@ -584,3 +584,118 @@ def _check_mixed_loss(mixed_loss: Callable[..., Any]) -> str:
         raise Wrong(f"on a {side}x{side} photo crop and a noisy copy with alpha={a}, got {value:.5f}, "
                     f"expected {want:.5f}{hint}")
     return f"mixed_loss matches alpha (1 - MS-SSIM) + (1 - alpha) L1 on {len(cases)} pairs"
+
+
+# ----------------------------------------------------------------------------------------------
+# Chapter 06: CycleGAN
+# ----------------------------------------------------------------------------------------------
+
+@register("ex-06-1")
+def _check_resnet_params(resnet_param_count: Callable[[int, int], Any]) -> str:
+    """resnet_param_count(ngf, n_blocks): the parameters of CycleGAN's ResnetGenerator(3, 3, ngf, n_blocks)."""
+    from i2icourse.models.resnet_generator import ResnetGenerator
+    for ngf, n_blocks in [(64, 6), (64, 9), (16, 3), (8, 1)]:
+        got = number(resnet_param_count(ngf, n_blocks), "resnet_param_count's result")
+        want = sum(p.numel() for p in ResnetGenerator(3, 3, ngf, n_blocks).parameters())
+        if got != want:
+            one_conv = 9 * (4 * ngf) ** 2 + 4 * ngf
+            hint = " (a residual block holds two 3x3 convolutions with biases)" if want - got == n_blocks * one_conv else ""
+            raise Wrong(f"for ngf={ngf}, n_blocks={n_blocks}: got {got:,.0f}, expected {want:,}{hint}")
+    return "resnet_param_count matches the ResnetGenerator for 4 sizes"
+
+
+def reference_cycle_loss(G: Callable, F: Callable, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (F(G(a)) - a).abs().mean() + (G(F(b)) - b).abs().mean()
+
+
+@register("ex-06-2")
+def _check_cycle_loss(cycle_loss: Callable[..., Any]) -> str:
+    """cycle_loss(G, F, a, b): mean |F(G(a)) - a| + mean |G(F(b)) - b|."""
+    g = torch.Generator().manual_seed(6)
+    a, b = torch.rand(2, 3, 8, 8, generator=g) * 2 - 1, torch.rand(2, 3, 8, 8, generator=g) * 2 - 1
+    ident = lambda x: x  # noqa: E731
+    got = number(cycle_loss(ident, ident, a, b), "cycle_loss(identity, identity, a, b)")
+    if abs(got) > 1e-6:
+        raise Wrong(f"identity generators close both cycles exactly, but the loss is {got:.4g}")
+    G = lambda x: 0.5 * x + 0.1  # noqa: E731
+    F = lambda x: x.flip(-1)  # noqa: E731
+    want = float(reference_cycle_loss(G, F, a, b))
+    got = number(cycle_loss(G, F, a, b), "cycle_loss(G, F, a, b)")
+    one_way = float((F(G(a)) - a).abs().mean())
+    if _close(got, one_way, 1e-5):
+        raise Wrong("only the forward cycle a -> G -> F is counted; CycleGAN closes both")
+    if not _close(got, want, 1e-5):
+        raise Wrong(f"for a shrinking G and a mirroring F the loss is {got:.4f}, expected {want:.4f}")
+    return "cycle_loss: zero for identities, correct for both cycles"
+
+
+# ----------------------------------------------------------------------------------------------
+# Chapter 05: KL-augmented pix2pix
+# ----------------------------------------------------------------------------------------------
+
+def reference_soft_histogram_loss(pred: torch.Tensor, target: torch.Tensor, bins: int = 8,
+                                  sigma: float = 0.05) -> torch.Tensor:
+    """L1 distance between soft (Gaussian-kernel) per-channel histograms, summed over bins, mean over N and C."""
+    centres = torch.linspace(0, 1, bins, dtype=pred.dtype)
+
+    def hist(x: torch.Tensor) -> torch.Tensor:
+        w = torch.exp(-(x.flatten(2)[..., None] - centres) ** 2 / (2 * sigma ** 2))   # (N, C, HW, bins)
+        h = w.sum(2)
+        return h / h.sum(-1, keepdim=True)
+    return (hist(pred) - hist(target)).abs().sum(-1).mean()
+
+
+@register("ex-05-1")
+def _check_soft_histogram_loss(hist_loss: Callable[..., Any]) -> str:
+    """hist_loss(pred, target, bins, sigma): differentiable colour-histogram loss on (N, C, H, W) in [0, 1]."""
+    g = torch.Generator().manual_seed(7)
+    target = photo("coffee", 100, 200, 24, 24).unsqueeze(0)
+    cases = [("a photo crop and a noisy copy", noisy(target[0], 0.1, 3).unsqueeze(0), target, 8, 0.05),
+             ("two random batches, 16 bins", torch.rand(2, 3, 12, 12, generator=g),
+              torch.rand(2, 3, 12, 12, generator=g) ** 2, 16, 0.03)]
+    for what, pred, tgt, bins, sigma in cases:
+        p = pred.clone().requires_grad_(True)
+        got_t = hist_loss(p, tgt.clone(), bins=bins, sigma=sigma)
+        got = number(got_t, "hist_loss's result")
+        want = float(reference_soft_histogram_loss(pred, tgt, bins, sigma))
+        if not _close(got, want, 1e-4):
+            raise Wrong(f"on {what} (bins={bins}, sigma={sigma}), got {got:.5f}, expected {want:.5f}")
+        if not isinstance(got_t, torch.Tensor) or not got_t.requires_grad:
+            raise Wrong(f"on {what}, the loss carries no gradient (a hard histogram cannot be trained through)")
+        got_t.backward()
+        if p.grad is None or float(p.grad.abs().sum()) == 0:
+            raise Wrong(f"on {what}, the gradient with respect to pred is zero")
+    same = number(hist_loss(target, target.clone(), bins=8, sigma=0.05), "hist_loss(x, x)")
+    if abs(same) > 1e-6:
+        raise Wrong(f"hist_loss(x, x) should be 0, got {same:.6f}")
+    return "hist_loss matches the soft-histogram L1 distance and is differentiable"
+
+
+@register("ex-05-3")
+def _check_photo_jitter(photo_jitter: Callable[..., Any]) -> str:
+    """photo_jitter(a, b, strength, generator): per-channel gain in [1-s, 1+s] on the photo b only."""
+    from i2icourse.data.labelmaps import PALETTE, colour_code
+    g = torch.Generator().manual_seed(0)
+    a = colour_code(torch.randint(0, len(PALETTE), (16, 16), generator=g))
+    b = photo("astronaut", 40, 180, 16, 16) * 0.8 + 0.05
+    gains = []
+    for seed in range(6):
+        out = photo_jitter(a.clone(), b.clone(), strength=0.3, generator=torch.Generator().manual_seed(seed))
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise Wrong(f"photo_jitter should return a pair (a, b), got {type(out).__name__}")
+        a2, b2 = out
+        if not torch.equal(torch.as_tensor(a2), a):
+            raise Wrong("the label map changed: a colour jitter on A creates colours outside the palette")
+        b2 = torch.as_tensor(b2).detach().double()
+        if b2.shape != b.shape or float(b2.min()) < 0 or float(b2.max()) > 1:
+            raise Wrong(f"the jittered photo should keep shape {tuple(b.shape)} and lie in [0, 1]")
+        ok = (b2 > 1e-3) & (b2 < 1 - 1e-3)
+        ratio = torch.stack([(b2[c][ok[c]] / b.double()[c][ok[c]]).median() for c in range(3)])
+        if not torch.allclose(b2[ok], (b.double() * ratio.view(3, 1, 1)).expand_as(b2)[ok], atol=2e-3):
+            raise Wrong("the photo should be multiplied by one gain per channel (then clamped to [0, 1])")
+        if float((ratio - 1).abs().max()) > 0.3 + 1e-3:
+            raise Wrong(f"a gain of {float(ratio.max()):.3f} lies outside [1 - strength, 1 + strength]")
+        gains.append(ratio)
+    if float(torch.stack(gains).std(0).max()) < 1e-3:
+        raise Wrong("the gains are the same for every generator seed: draw them at random")
+    return "photo_jitter changes the photo's colours only, one random gain per channel"

@@ -117,18 +117,20 @@ class AlignedDataset(Dataset):
     ``source``: a folder (A|B files, or ``A/`` and ``B/``) or a list of (A, B) tensors. ``size``:
     crop side; ``load_size``: resize before cropping (pix2pix: 286 -> crop 256); ``train=False``:
     a deterministic centre crop, no flip. ``repeat`` lists each pair several times per epoch (many
-    random crops from few large photos).
+    random crops from few large photos). ``transform``: a callable ``(A, B) -> (A, B)`` that replaces
+    the crop/flip above (e.g. chapter 5's :class:`i2icourse.data.augment.JointAugment`).
     """
 
     def __init__(self, source: str | Path | Sequence[Pair], size: int, load_size: int | None = None,
-                 flip: bool = True, train: bool = True, repeat: int = 1, mode_a: str = "rgb", mode_b: str = "rgb"):
+                 flip: bool = True, train: bool = True, repeat: int = 1, mode_a: str = "rgb", mode_b: str = "rgb",
+                 transform: Callable[[torch.Tensor, torch.Tensor], Pair] | None = None):
         self.pairs = read_pairs(source, mode_a, mode_b) if isinstance(source, (str, Path)) else list(source)
         if not self.pairs:
             raise ValueError("AlignedDataset: no pairs")
         for i, (a, b) in enumerate(self.pairs):
             if a.shape[-2:] != b.shape[-2:]:
                 raise ValueError(f"pair {i}: A is {tuple(a.shape)}, B is {tuple(b.shape)}: not aligned")
-        self.size, self.repeat, self.train = size, repeat, train
+        self.size, self.repeat, self.train, self.pair_transform = size, repeat, train, transform
         if train:
             self.transform = joint_transform(size, load_size, flip)
         else:
@@ -140,6 +142,9 @@ class AlignedDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         a, b = self.pairs[i % len(self.pairs)]
+        if self.pair_transform is not None:
+            a, b = self.pair_transform(a, b)
+            return {"A": a, "B": b}
         a, b = self.transform(tv_tensors.Image(a), tv_tensors.Image(b))  # one draw, applied to both
         return {"A": a.as_subclass(torch.Tensor).clamp(0, 1), "B": b.as_subclass(torch.Tensor).clamp(0, 1)}
 

@@ -16,13 +16,14 @@ reconstruction term, whatever its kind) and ``G`` (the total), plus D's mean out
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
 
 from i2icourse import io
 from i2icourse.losses import gan_loss
+from i2icourse.recipes.schedule import linear_decay_scheduler
 
 
 def reconstruction(pred: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:
@@ -42,7 +43,9 @@ class Pix2Pix:
 
     ``lambda_rec``: weight of the reconstruction term (100); ``rec``: ``l1``/``l2``/``mix``;
     ``gan_mode``: ``vanilla`` (BCE, the paper) or ``lsgan``; ``autocast``: a dtype (e.g.
-    ``torch.bfloat16``) to run forward passes under ``torch.autocast``; ``channels_last``: keep
+    ``torch.bfloat16``) to run forward passes under ``torch.autocast``; ``extra_loss``: an optional
+    extra generator term ``extra_loss(G(x), y)`` on [0, 1] images, added as ``extra_weight * term`` and
+    logged unweighted as ``extra_name`` (chapter 5's KL term); ``channels_last``: keep
     activations in NHWC memory order (faster convolutions on many CPUs and GPUs); ``steps``: the
     length of training, for the paper's schedule (constant learning rate for the first
     ``decay_from`` of the steps, then linear decay to 0).
@@ -51,7 +54,9 @@ class Pix2Pix:
     def __init__(self, G: nn.Module, D: nn.Module, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999),
                  lambda_rec: float = 100.0, rec: str = "l1", gan_mode: str = "vanilla",
                  device: torch.device | str = "cpu", autocast: torch.dtype | None = None,
-                 channels_last: bool = False, steps: int | None = None, decay_from: float = 0.5):
+                 channels_last: bool = False, steps: int | None = None, decay_from: float = 0.5,
+                 extra_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                 extra_weight: float = 1.0, extra_name: str = "G_extra"):
         self.device = torch.device(device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.G = G.to(self.device, memory_format=self.memory_format)
@@ -59,15 +64,11 @@ class Pix2Pix:
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=lr, betas=betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=lr, betas=betas)
         self.lambda_rec, self.rec, self.gan_mode, self.autocast = lambda_rec, rec, gan_mode, autocast
+        self.extra_loss, self.extra_weight, self.extra_name = extra_loss, extra_weight, extra_name
         # The paper's schedule: constant learning rate, then linear decay to 0 over the last half
         # (100 + 100 epochs). ``steps=None`` keeps it constant.
-        keep = int(decay_from * steps) if steps else None
-
-        def factor(step: int) -> float:
-            return 1.0 if keep is None or step < keep else max(0.0, 1 - (step - keep) / (steps - keep))
-
-        self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, factor)
-        self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, factor)
+        self.sched_G = linear_decay_scheduler(self.opt_G, steps, decay_from)
+        self.sched_D = linear_decay_scheduler(self.opt_D, steps, decay_from)
         reconstruction(torch.zeros(1), torch.zeros(1), rec)  # fail early on a bad name
 
     def objects(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
@@ -106,13 +107,18 @@ class Pix2Pix:
             loss_gan = gan_loss(d_fake.float(), True, self.gan_mode)
             loss_rec = reconstruction(fake.float(), y.float(), self.rec)
             loss_G = loss_gan + self.lambda_rec * loss_rec
+            extra = {}
+            if self.extra_loss is not None:  # an optional extra term on [0, 1] images, e.g. beta * KL
+                term = self.extra_loss(io.from_signed(fake.float()), io.from_signed(y.float()))
+                loss_G = loss_G + self.extra_weight * term
+                extra = {self.extra_name: term.item()}
         loss_G.backward()
         self.opt_G.step()
         self.sched_G.step()
         self.sched_D.step()
         return {"D": loss_D.item(), "G_GAN": loss_gan.item(), "G_L1": loss_rec.item(), "G": loss_G.item(),
                 "D_real": float(torch.sigmoid(d_real.detach().float()).mean()),
-                "D_fake": float(torch.sigmoid(d_fake.detach().float()).mean())}
+                "D_fake": float(torch.sigmoid(d_fake.detach().float()).mean()), **extra}
 
     @torch.no_grad()
     def translate(self, a: torch.Tensor, batch_size: int = 16) -> torch.Tensor:

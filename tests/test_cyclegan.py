@@ -1,0 +1,263 @@
+"""Chapter 06: CycleGAN -- ResNet generator, image pool, schedule, unaligned data, the step, resume, checks."""
+import pytest
+import torch
+from torch import nn
+
+from i2icourse import checks, io, train
+from i2icourse.data.unpaired import (UnalignedDataset, dusk_grade, dusk_ungrade, flat_colour,
+                                     hidden_truth_task)
+from i2icourse.models.patchgan import patchgan
+from i2icourse.models.resnet_generator import ResnetGenerator
+from i2icourse.recipes.cyclegan import CycleGAN, ImagePool, Unconditional
+from i2icourse.recipes.pix2pix import Pix2Pix
+from i2icourse.recipes.schedule import linear_decay
+
+
+def small_gan(**kw):
+    torch.manual_seed(0)
+    return CycleGAN(ResnetGenerator(3, 3, 4, 1), ResnetGenerator(3, 3, 4, 1),
+                    Unconditional(patchgan(70, 3, 4, norm="instance")), Unconditional(patchgan(70, 3, 4, norm="instance")),
+                    **kw)
+
+
+def photos(n=6, size=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(3, size, size + 8, generator=g) for _ in range(n)]
+
+
+# --- the generator -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size,ngf,blocks", [(32, 4, 1), (64, 16, 3), (128, 8, 6), (256, 4, 9)])
+def test_resnet_generator_keeps_the_size(size, ngf, blocks):
+    G = ResnetGenerator(3, 3, ngf, blocks)
+    y = G(torch.rand(1, 3, size, size) * 2 - 1)
+    assert y.shape == (1, 3, size, size) and y.abs().max() <= 1
+    assert sum(isinstance(m, nn.ReflectionPad2d) for m in G.modules()) == 2 + 2 * blocks
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in G.modules())
+
+
+def test_resnet_generator_paper_size_and_bad_input():
+    n6 = sum(p.numel() for p in ResnetGenerator(3, 3, 64, 6).parameters())
+    n9 = sum(p.numel() for p in ResnetGenerator(3, 3, 64, 9).parameters())
+    assert n9 - n6 == 3 * 2 * (9 * 256 * 256 + 256)  # three more residual blocks
+    assert 11.3e6 < n9 < 11.4e6  # the paper's 9-block generator: 11.378 M
+    with pytest.raises(ValueError, match="multiples of 4"):
+        ResnetGenerator(3, 3, 4, 1)(torch.rand(1, 3, 30, 30))
+
+
+# --- the pool and the schedule -------------------------------------------------------------------
+
+def test_pool_returns_the_new_image_while_filling():
+    pool = ImagePool(4)
+    for i in range(4):
+        x = torch.full((1, 3, 2, 2), float(i))
+        assert torch.equal(pool.query(x), x)
+    assert len(pool) == 4
+
+
+def test_full_pool_returns_a_stored_image_about_half_the_time():
+    torch.manual_seed(0)
+    pool = ImagePool(10)
+    for i in range(10):
+        pool.query(torch.full((1, 1, 1, 1), float(i)))
+    old = 0
+    n = 2000
+    for i in range(n):
+        new = float(100 + i)
+        out = pool.query(torch.full((1, 1, 1, 1), new)).item()
+        old += out != new
+        assert len(pool) == 10
+    assert 0.45 < old / n < 0.55
+
+
+def test_pool_off_and_state_dict_round_trip():
+    x = torch.rand(2, 3, 4, 4, requires_grad=True)
+    out = ImagePool(0).query(x)
+    assert torch.equal(out, x) and not out.requires_grad
+    pool = ImagePool(3)
+    pool.query(torch.rand(2, 3, 4, 4))
+    other = ImagePool(50)
+    other.load_state_dict(pool.state_dict())
+    assert other.size == 3 and len(other) == 2
+    assert all(torch.equal(a, b) for a, b in zip(pool.images, other.images))
+    empty = ImagePool(5)
+    empty.load_state_dict(ImagePool(5).state_dict())
+    assert len(empty) == 0
+
+
+def test_schedule_is_constant_then_reaches_zero_at_the_end():
+    steps = 100
+    f = linear_decay(steps, 0.5)
+    assert [f(s) for s in (0, 25, 49)] == [1.0, 1.0, 1.0]
+    assert f(75) == pytest.approx(0.5)
+    assert f(steps) == 0.0
+    assert all(f(s) >= f(s + 1) for s in range(steps))
+    assert linear_decay(None)(10**6) == 1.0
+
+
+def test_cyclegan_lr_reaches_zero_after_training():
+    gan = small_gan(steps=4)
+    batch = {"A": torch.rand(1, 3, 16, 16), "B": torch.rand(1, 3, 16, 16)}
+    lrs = []
+    for s in range(4):
+        gan.step(batch, s)
+        lrs.append(gan.opt_G.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(2e-4) and lrs[-1] == 0.0
+    assert gan.opt_D.param_groups[0]["lr"] == 0.0
+
+
+def test_pix2pix_schedule_unchanged():
+    p = Pix2Pix(nn.Conv2d(3, 3, 1), nn.Conv2d(6, 1, 1), steps=10)
+    lrs = []
+    for _ in range(10):
+        lrs.append(p.opt_G.param_groups[0]["lr"])
+        p.opt_G.step(); p.sched_G.step()
+    assert lrs[:5] == [2e-4] * 5 and lrs[5] == pytest.approx(2e-4) and lrs[-1] == pytest.approx(2e-4 * 0.2)
+
+
+# --- the objective and the step ------------------------------------------------------------------
+
+class IdentityNet(nn.Module):
+    """An identity 'generator' with one (unused) parameter, so that Adam has something to hold."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return x
+
+
+@pytest.mark.parametrize("kind", ["l1", "l2", "mix"])
+def test_cycle_loss_is_zero_for_identity_generators(kind):
+    gan = CycleGAN(IdentityNet(), IdentityNet(), nn.Conv2d(3, 1, 1), nn.Conv2d(3, 1, 1), cycle=kind)
+    a, b = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(2, 3, 8, 8) * 2 - 1
+    assert gan.cycle_loss(a, b).item() == 0.0
+    with pytest.raises(ValueError):
+        CycleGAN(IdentityNet(), IdentityNet(), nn.Conv2d(3, 1, 1), nn.Conv2d(3, 1, 1), cycle="huber")
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(cycle="l2", pool=0), dict(cycle="mix", lambda_idt=0.0),
+                                dict(lambda_cyc=0.0, gan_mode="vanilla")])
+def test_one_step_changes_all_four_networks_with_finite_losses(kw):
+    gan = small_gan(**kw)
+    nets = {"G": gan.G, "F": gan.F, "D_A": gan.D_A, "D_B": gan.D_B}
+    before = {k: [p.detach().clone() for p in n.parameters()] for k, n in nets.items()}
+    out = gan.step({"A": torch.rand(2, 3, 32, 32), "B": torch.rand(2, 3, 32, 32)})
+    assert set(out) == {"G", "F", "D_A", "D_B", "cycle", "identity"}
+    assert all(torch.isfinite(torch.tensor(v)) for v in out.values())
+    for k, n in nets.items():
+        assert any(not torch.equal(p, q) for p, q in zip(before[k], n.parameters())), f"{k} did not change"
+    assert all(p.requires_grad for p in gan.D_A.parameters())
+
+
+def test_translate_range_and_shape():
+    gan = small_gan()
+    y = gan.translate(torch.rand(3, 16, 16), "AB")
+    assert y.shape == (3, 16, 16) and 0 <= y.min() and y.max() <= 1
+    assert gan.translate(torch.rand(2, 3, 16, 16), "BA").shape == (2, 3, 16, 16)
+
+
+def test_resume_of_a_cyclegan_run_is_exact(tmp_path):
+    task = hidden_truth_task(photos(8), test=2)
+    data = UnalignedDataset((task["trainA"], task["trainB"]), 16, seed=0)
+
+    def run(steps, path):
+        torch.manual_seed(123)
+        gan = small_gan(steps=6, pool=2)
+        hist = train.fit(gan.step, data, steps=steps, batch_size=1, objects=gan.objects(), checkpoint=path,
+                         progress=False, checkpoint_every=100)
+        return gan, hist
+
+    straight, h1 = run(6, tmp_path / "a.pt")
+    run(3, tmp_path / "b.pt")
+    resumed, h2 = run(6, tmp_path / "b.pt")
+    for name in ("G", "F", "D_A", "D_B"):
+        for p, q in zip(getattr(straight, name).parameters(), getattr(resumed, name).parameters()):
+            assert torch.equal(p, q), name
+    assert all(torch.equal(a, b) for a, b in zip(straight.pool_B.images, resumed.pool_B.images))
+    assert h1.values("cycle") == h2.values("cycle")
+    assert straight.opt_G.param_groups[0]["lr"] == resumed.opt_G.param_groups[0]["lr"] == 0.0
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+def test_unaligned_dataset_is_reproducible_and_draws_B_independently():
+    A, B = photos(3, seed=1), photos(7, seed=2)
+    ds = UnalignedDataset((A, B), 16, seed=5)
+    assert len(ds) == 7
+    idx = [ds.b_index(i) for i in range(50)]
+    assert idx == [UnalignedDataset((A, B), 16, seed=5).b_index(i) for i in range(50)]
+    assert idx != [UnalignedDataset((A, B), 16, seed=6).b_index(i) for i in range(50)]
+    assert len(set(idx)) > 3 and idx[:7] != list(range(7))
+    item = ds[0]
+    assert item["A"].shape == item["B"].shape == (3, 16, 16)
+    test = UnalignedDataset((A, B), 16, train=False)
+    assert test.b_index(9) == 2 and torch.equal(test[0]["A"], test[0]["A"])
+
+
+def test_unaligned_dataset_reads_the_cyclegan_layout(tmp_path):
+    for split, n in (("trainA", 2), ("trainB", 3), ("testA", 1), ("testB", 1)):
+        (tmp_path / split).mkdir()
+        for i, x in enumerate(photos(n, 24, seed=n)):
+            io.save_image(x, tmp_path / split / f"{i}.png")
+    ds = UnalignedDataset(tmp_path, 16)
+    assert (len(ds.A), len(ds.B)) == (2, 3)
+    assert len(UnalignedDataset(tmp_path, 16, phase="test", train=False)) == 1
+    with pytest.raises(FileNotFoundError, match="valA"):
+        UnalignedDataset(tmp_path, 16, phase="val")
+
+
+def test_hidden_truth_task():
+    ps = photos(12)
+    task = hidden_truth_task(ps, "dusk", test=2)
+    assert [len(task[k]) for k in ("trainA", "trainB", "testA", "testB")] == [5, 5, 2, 2]
+    assert torch.equal(task["testA"][0], ps[-2]) and torch.allclose(task["testB"][0], dusk_grade(ps[-2]))
+    x = ps[0]
+    assert torch.allclose(dusk_ungrade(dusk_grade(x)), x, atol=1e-5)
+    assert (dusk_grade(x) - x).abs().mean() > 0.05
+    f = flat_colour(x)
+    assert set(torch.unique(f).tolist()) <= {0.0, 0.5, 1.0}
+    with pytest.raises(ValueError):
+        hidden_truth_task(ps, "sepia")
+
+
+# --- exercise checks ----------------------------------------------------------------------------
+
+def rp_right(ngf, n_blocks):
+    conv = lambda k, cin, cout: k * k * cin * cout + cout  # noqa: E731
+    ends = (conv(7, 3, ngf) + conv(3, ngf, 2 * ngf) + conv(3, 2 * ngf, 4 * ngf) + conv(3, 4 * ngf, 2 * ngf)
+            + conv(3, 2 * ngf, ngf) + conv(7, ngf, 3))
+    return ends + n_blocks * 2 * conv(3, 4 * ngf, 4 * ngf)
+
+
+def rp_stub(ngf, n_blocks):
+    raise NotImplementedError("ex-06-1: stub")
+
+
+def rp_one_conv_per_block(ngf, n_blocks):
+    return rp_right(ngf, n_blocks) - n_blocks * (9 * 16 * ngf * ngf + 4 * ngf)
+
+
+def cl_right(G, F, a, b):
+    return (F(G(a)) - a).abs().mean() + (G(F(b)) - b).abs().mean()
+
+
+def cl_stub(G, F, a, b):
+    raise NotImplementedError("ex-06-2: stub")
+
+
+def cl_forward_only(G, F, a, b):
+    return (F(G(a)) - a).abs().mean()
+
+
+@pytest.mark.parametrize("label,right,stub,wrong,hint", [
+    ("ex-06-1", rp_right, rp_stub, rp_one_conv_per_block, "two 3x3"),
+    ("ex-06-2", cl_right, cl_stub, cl_forward_only, "both"),
+])
+def test_checks(label, right, stub, wrong, hint, capsys):
+    assert checks.passes(label, right)
+    with pytest.raises(NotImplementedError):
+        checks.check(label, stub)
+    assert not checks.passes(label, wrong)
+    assert hint in capsys.readouterr().out
