@@ -38,7 +38,9 @@ def test_first_code_cell_installs_from_the_one_repository_url(path):
 def test_sizes_come_from_the_profile(path):
     code = "\n".join(text(c) for c in cells(path) if c["cell_type"] == "code")
     assert "runtime.settings(" in code and "runtime.describe()" in code
-    assert not re.search(r"profile\(\)\s*==|P\.profile\s*==", code), "branch on P's sizes, not on the profile name"
+    # Sizes may not branch on the profile name; an assert may (smoke numbers mean nothing).
+    lines = [ln for ln in code.splitlines() if not ln.lstrip().startswith("assert")]
+    assert not re.search(r"profile\(\)\s*==|P\.profile\s*==", "\n".join(lines)), "branch on P's sizes"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
