@@ -62,3 +62,11 @@ def test_structure(path):
         assert heading in md, f"{path.name} lacks a '{heading}' section"
     assert "{cite}" in md, f"{path.name} cites no source"
     assert "Prerequisites" in md and "Time to run" in md, f"{path.name}: the overview table needs both rows"
+
+
+def test_instructors_page_lists_every_exercise():
+    page = (ROOT / "book" / "instructors.md").read_text(encoding="utf-8")
+    for path in CHAPTERS:
+        for cell in cells(path):
+            for label in re.findall(r":label:\s*(ex-\d\d-\d+)", text(cell)):
+                assert f"| {label} |" in page, f"{label} ({path.name}) is missing from book/instructors.md"
