@@ -18,8 +18,8 @@ book: setup
 	$(BIN)/jupyter-book build $(BOOKFLAGS) --all book/
 
 test: setup
-	I2I_PROFILE=smoke $(BIN)/python -m pytest -n 2 --dist loadscope \
-	    --nbval-lax --nbval-current-env --nbval-cell-timeout=90 tests notebooks
+	OMP_NUM_THREADS=1 I2I_PROFILE=smoke $(BIN)/python -m pytest -n 2 --dist loadscope \
+	    --nbval-lax --nbval-current-env --nbval-cell-timeout=300 tests notebooks
 
 students: setup
 	$(BIN)/python -m i2icourse.exercises
