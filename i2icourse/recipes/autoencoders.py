@@ -132,6 +132,22 @@ def _fit_logistic(x: torch.Tensor, y: torch.Tensor, classes: int, l2: float, ite
     return lin
 
 
+def _pick_by_cv(grid: Sequence[float], val_error: Callable[[float, torch.Tensor, torch.Tensor], float], n: int,
+                folds: int, seed: int) -> float:
+    """The value of ``grid`` with the smallest validation error summed over ``folds`` folds (the first on ties);
+    ``val_error(value, fit_indices, val_indices)`` trains on one part and scores the held-out fold."""
+    if len(grid) == 1:
+        return grid[0]
+    parts = _folds(n, folds, seed)
+    best, best_err = grid[0], float("inf")
+    for value in grid:
+        err = sum(val_error(value, torch.cat([parts[j] for j in range(folds) if j != k]), parts[k])
+                  for k in range(folds))
+        if err < best_err:
+            best, best_err = value, err
+    return best
+
+
 def logistic_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
                    l2_grid: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1), folds: int = 5, seed: int = 0
                    ) -> dict[str, float]:
@@ -139,19 +155,13 @@ def logistic_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.T
     by ``folds``-fold cross-validation on the training set. Returns ``{"error": %, "l2": chosen}``."""
     train_x, test_x = _standardise(train_x.double(), test_x.double())
     classes = int(max(train_y.max(), test_y.max())) + 1
-    best, best_err = l2_grid[0], float("inf")
-    if len(l2_grid) > 1:
-        parts = _folds(len(train_x), folds, seed)
-        for l2 in l2_grid:
-            wrong = 0
-            for k in range(folds):
-                val = parts[k]
-                fit = torch.cat([parts[j] for j in range(folds) if j != k])
-                lin = _fit_logistic(train_x[fit], train_y[fit], classes, l2)
-                with torch.no_grad():
-                    wrong += int((lin(train_x[val]).argmax(1) != train_y[val]).sum())
-            if wrong < best_err:
-                best, best_err = l2, wrong
+
+    def wrong(l2: float, fit: torch.Tensor, val: torch.Tensor) -> float:
+        lin = _fit_logistic(train_x[fit], train_y[fit], classes, l2)
+        with torch.no_grad():
+            return int((lin(train_x[val]).argmax(1) != train_y[val]).sum())
+
+    best = _pick_by_cv(l2_grid, wrong, len(train_x), folds, seed)
     lin = _fit_logistic(train_x, train_y, classes, best)
     with torch.no_grad():
         err = float((lin(test_x).argmax(1) != test_y).double().mean()) * 100
@@ -173,18 +183,12 @@ def ridge_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tens
     Returns ``{"mse": ..., "lam": chosen}``."""
     train_x, test_x = _standardise(train_x.double(), test_x.double())
     train_y, test_y = train_y.double(), test_y.double()
-    best, best_err = lam_grid[0], float("inf")
-    if len(lam_grid) > 1:
-        parts = _folds(len(train_x), folds, seed)
-        for lam in lam_grid:
-            err = 0.0
-            for k in range(folds):
-                val = parts[k]
-                fit = torch.cat([parts[j] for j in range(folds) if j != k])
-                w, b = _ridge(train_x[fit], train_y[fit], lam)
-                err += float(((train_x[val] @ w + b - train_y[val]) ** 2).sum())
-            if err < best_err:
-                best, best_err = lam, err
+
+    def squared_error(lam: float, fit: torch.Tensor, val: torch.Tensor) -> float:
+        w, b = _ridge(train_x[fit], train_y[fit], lam)
+        return float(((train_x[val] @ w + b - train_y[val]) ** 2).sum())
+
+    best = _pick_by_cv(lam_grid, squared_error, len(train_x), folds, seed)
     w, b = _ridge(train_x, train_y, best)
     return {"mse": float(((test_x @ w + b - test_y) ** 2).mean()), "lam": best}
 
