@@ -2,7 +2,8 @@
 
 Run ``python benchmarks/pix2pix_step.py [--size 256 --ngf 64 --batch 1 --steps 20 --compile]``.
 Defaults: the cpu profile's networks (64x64, depth 6, 16 filters, batch 4) on the CPU, and the
-paper's (256x256, depth 8, 64 filters, batch 1 and 16) on a GPU when there is one. Each variant runs
+paper's (256x256, depth 8, 64 filters, batch 1 and 16) on a GPU when there is one. Given sizes apply
+to both devices, and then the GPU/CPU ratio of the plain variant is printed too. Each variant runs
 a few warm-up steps, then ``--steps`` timed steps; the script prints images/s and the ratio to the
 plain variant on the same device (above 1: faster). Prints only; timings depend on the machine and
 its load (set OMP_NUM_THREADS to compare like with like).
@@ -40,7 +41,8 @@ def images_per_second(device: str, size: int, depth: int, ngf: int, batch: int, 
     return steps * batch / (time.perf_counter() - t0)
 
 
-def run(device: str, size: int, depth: int, ngf: int, batch: int, steps: int, compile: bool) -> None:
+def run(device: str, size: int, depth: int, ngf: int, batch: int, steps: int, compile: bool) -> float | None:
+    """Print images/s of every variant on ``device``; return the plain variant's (None if it failed)."""
     variants = {"plain": {}, "channels_last": {"channels_last": True}}
     if device == "cuda":
         variants["AMP bf16"] = {"amp": True}
@@ -50,7 +52,7 @@ def run(device: str, size: int, depth: int, ngf: int, batch: int, steps: int, co
         if device == "cuda":
             variants["torch.compile + AMP bf16"] = {"compile": True, "amp": True}
     print(f"\n{device}: {size}x{size}, depth {depth}, ngf {ngf}, batch {batch}, {steps} timed steps")
-    base = None
+    base = plain = None
     for name, kw in variants.items():
         try:
             ips = images_per_second(device, size, depth, ngf, batch, steps, **kw)
@@ -58,7 +60,9 @@ def run(device: str, size: int, depth: int, ngf: int, batch: int, steps: int, co
             print(f"  {name:<28} failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}")
             continue
         base = base or ips
+        plain = ips if name == "plain" else plain
         print(f"  {name:<28} {ips:9.1f} images/s   x{ips / base:.2f} vs plain")
+    return plain
 
 
 def main() -> None:
@@ -73,11 +77,18 @@ def main() -> None:
     a = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s)"
           + (f", GPU: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"))
+    plain: dict[tuple, dict[str, float | None]] = {}   # (size, depth, ngf, batch) -> {device: images/s}
     if a.device in ("cpu", "both"):
-        run("cpu", a.size or 64, a.depth or 6, a.ngf or 16, a.batch or 4, a.steps, a.compile)
+        config = (a.size or 64, a.depth or 6, a.ngf or 16, a.batch or 4)
+        plain.setdefault(config, {})["cpu"] = run("cpu", *config, a.steps, a.compile)
     if a.device in ("cuda", "both") and torch.cuda.is_available():
         for batch in ([a.batch] if a.batch else [1, 16]):
-            run("cuda", a.size or 256, a.depth or 8, a.ngf or 64, batch, a.steps, a.compile)
+            config = (a.size or 256, a.depth or 8, a.ngf or 64, batch)
+            plain.setdefault(config, {})["cuda"] = run("cuda", *config, a.steps, a.compile)
+    for (size, depth, ngf, batch), ips in plain.items():   # same networks on both devices: compare them
+        if ips.get("cpu") and ips.get("cuda"):
+            print(f"\nGPU vs CPU, plain, {size}x{size} depth {depth} ngf {ngf} batch {batch}: "
+                  f"{ips['cuda']:.1f} vs {ips['cpu']:.2f} images/s, x{ips['cuda'] / ips['cpu']:.0f}")
 
 
 if __name__ == "__main__":

@@ -8,12 +8,14 @@ Every notebook runs in one of three profiles, chosen by the environment variable
 
 Without ``I2I_PROFILE`` the profile is ``full`` when CUDA is available, else ``cpu``.
 A notebook states its sizes once, per profile, with :func:`settings`, and never branches on the
-profile elsewhere.
+profile elsewhere. ``I2I_SETTINGS`` changes single values of the active profile without editing the
+notebook, e.g. ``I2I_SETTINGS="steps=20000; train=('CBSD68',)"`` (Python literals, ``;`` between them).
 
 This module imports nothing else of the package.
 """
 from __future__ import annotations
 
+import ast
 import os
 import random
 from pathlib import Path
@@ -49,7 +51,23 @@ def settings(*, smoke: dict[str, Any], cpu: dict[str, Any], full: dict[str, Any]
             missing = sorted(keys ^ set(values))
             raise ValueError(f"profile {name!r} does not set the same keys as 'full': {missing}")
     active = profile()
-    return SimpleNamespace(profile=active, **table[active])
+    return SimpleNamespace(profile=active, **{**table[active], **overrides(keys)})
+
+
+def overrides(keys: set[str] | None = None) -> dict[str, Any]:
+    """The values set by ``I2I_SETTINGS`` (``"key=literal; key=literal"``); unknown keys are refused."""
+    found: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in os.environ.get("I2I_SETTINGS", "").split(";"))):
+        key, sep, text = (t.strip() for t in item.partition("="))
+        if not sep:
+            raise ValueError(f"I2I_SETTINGS: {item!r} is not key=value")
+        if keys is not None and key not in keys:
+            raise ValueError(f"I2I_SETTINGS: {key!r} is not a setting here; choose from {', '.join(sorted(keys))}")
+        try:
+            found[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise ValueError(f"I2I_SETTINGS: the value of {key!r}, {text!r}, is not a Python literal") from None
+    return found
 
 
 def device(prefer: str | None = None) -> torch.device:
@@ -91,4 +109,5 @@ def describe() -> str:
     """One line naming the active profile and device, printed at the top of every notebook."""
     dev = device()
     extra = f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""
-    return f"profile: {profile()} | device: {dev}{extra} | torch {torch.__version__}"
+    changed = "".join(f" | {k}={v!r}" for k, v in overrides().items())
+    return f"profile: {profile()} | device: {dev}{extra} | torch {torch.__version__}{changed}"

@@ -38,6 +38,23 @@ def test_settings_refuse_a_forgotten_key(monkeypatch):
         runtime.settings(smoke=dict(size=8), cpu=dict(size=64, steps=3), full=dict(size=256, steps=4))
 
 
+def test_settings_take_single_values_from_the_environment(monkeypatch):
+    monkeypatch.setenv("I2I_PROFILE", "full")
+    monkeypatch.setenv("I2I_SETTINGS", "steps=20_000; train=('CBSD68', 'skimage') ;")
+    P = runtime.settings(smoke=dict(steps=2, train=()), cpu=dict(steps=3, train=()),
+                         full=dict(steps=10_000, train=("BSDS500",)))
+    assert (P.steps, P.train) == (20_000, ("CBSD68", "skimage"))
+    assert "steps=20000" in runtime.describe()
+
+
+@pytest.mark.parametrize("text, message", [("stepz=3", "not a setting"), ("steps", "key=value"),
+                                           ("steps=lots", "not a Python literal")])
+def test_settings_refuse_a_bad_override(monkeypatch, text, message):
+    monkeypatch.setenv("I2I_SETTINGS", text)
+    with pytest.raises(ValueError, match=message):
+        runtime.settings(smoke=dict(steps=2), cpu=dict(steps=3), full=dict(steps=4))
+
+
 def test_device_override(monkeypatch):
     monkeypatch.setenv("I2I_DEVICE", "cpu")
     assert runtime.device() == torch.device("cpu")

@@ -199,15 +199,20 @@ def test_tiled_prediction_stitches_tiles_back_in_place():
         def forward(self, x):
             return x[:, :1].mean((2, 3), keepdim=True).expand(-1, 1, *x.shape[-2:])
     x = torch.rand(2, 3, 8, 12)
-    p = R.predict_tiled(Mean(), x, 4)
+    p = R.predict_tiled(Mean(), x, 4, overlap=0)
     assert p.shape == (2, 1, 8, 12)
     assert torch.allclose(p[1, 0, 4:8, 8:12], x[1, 0, 4:8, 8:12].mean().expand(4, 4))
     assert torch.allclose(p[0, 0, 0:4, 4:8], x[0, 0, 0:4, 4:8].mean().expand(4, 4))
-    x = torch.rand(2, 3, 10, 12)                       # not a multiple: the last row of tiles is shifted
-    p = R.predict_tiled(Mean(), x, 4)
-    assert p.shape == (2, 1, 10, 12)
-    assert torch.allclose(p[1, 0, 6:10, 8:12], x[1, 0, 6:10, 8:12].mean().expand(4, 4))
-    assert torch.allclose(p[0, 0, 0:4, 0:4], x[0, 0, 0:4, 0:4].mean().expand(4, 4))
+    blended = R.predict_tiled(Mean(), x, 4)          # a quarter-tile overlap: neighbouring means mix
+    assert blended.shape == (2, 1, 8, 12) and not torch.allclose(blended, p)
+
+
+def test_tiled_prediction_of_a_pointwise_model_is_the_whole_image_prediction():
+    model = torch.nn.Conv2d(3, 1, 1)
+    x = torch.rand(2, 3, 10, 13)                     # not multiples of the tile
+    whole = R.predict(model, x)
+    for overlap in (0, 2, None):
+        assert torch.allclose(R.predict_tiled(model, x, 4, overlap=overlap), whole, atol=1e-6)
 
 
 def test_baseline_and_correlations():

@@ -17,6 +17,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..tiling import tiled_apply
+
 #: Table I of the paper: model -> (type, #param, epochs, train MAE, valid MAE).
 PAPER_TABLE_I: dict[str, tuple[str, int, int, float, float]] = {
     "FCN": ("FCN", 5495617, 479, 0.0836, 0.1048),
@@ -80,31 +82,14 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 32,
     return torch.cat(out)
 
 
-@torch.no_grad()
-def predict_tiled(model: nn.Module, images: torch.Tensor, tile: int, batch_size: int = 32,
-                  device: torch.device | str = "cpu") -> torch.Tensor:
-    """Predicted maps of images (N, 3, H, W) computed on ``tile`` x ``tile`` tiles and stitched back: the
-    network sees inputs of the size it was trained on. Tiles do not overlap when H and W are multiples of
-    ``tile``; otherwise the last row / column of tiles is shifted to end at the border (and overwrites)."""
-    N, C, H, W = images.shape
-    if H < tile or W < tile:
-        raise ValueError(f"predict_tiled: a {H}x{W} image is smaller than the tile {tile}")
-    if H % tile or W % tile:
-        def starts(n: int) -> list[int]:
-            s = list(range(0, n - tile + 1, tile))
-            return s if s[-1] == n - tile else s + [n - tile]
-        boxes = [(i, j) for i in starts(H) for j in starts(W)]
-        crops = torch.cat([images[..., i:i + tile, j:j + tile] for i, j in boxes])   # (len(boxes) * N, C, t, t)
-        p = predict(model, crops, batch_size, device).view(len(boxes), N, 1, tile, tile)
-        out = torch.empty(N, 1, H, W)
-        for k, (i, j) in enumerate(boxes):
-            out[..., i:i + tile, j:j + tile] = p[k]
-        return out
-    t = images.unfold(2, tile, tile).unfold(3, tile, tile)            # (N, C, H/t, W/t, t, t)
-    t = t.permute(0, 2, 3, 1, 4, 5).reshape(-1, C, tile, tile)        # (N * H/t * W/t, C, t, t)
-    p = predict(model, t, batch_size, device)                         # (..., 1, t, t)
-    p = p.reshape(N, H // tile, W // tile, 1, tile, tile).permute(0, 3, 1, 4, 2, 5)
-    return p.reshape(N, 1, H, W)
+def predict_tiled(model: nn.Module, images: torch.Tensor, tile: int, overlap: int | None = None,
+                  batch_size: int = 32, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Predicted maps of images (N, 3, H, W) computed on ``tile`` x ``tile`` tiles and blended back
+    (:func:`i2icourse.tiling.tiled_apply`): the network sees inputs of the size it was trained on.
+    ``overlap`` defaults to a quarter tile, which hides the seams of zero-padded tile borders;
+    ``overlap=0`` pastes the tiles side by side."""
+    overlap = tile // 4 if overlap is None else overlap
+    return tiled_apply(lambda tiles: predict(model, tiles, batch_size, device), images, tile, overlap, batch_size)
 
 
 def evaluate(model: nn.Module, dataset, batch_size: int = 32, device: torch.device | str = "cpu",
@@ -120,7 +105,7 @@ def evaluate(model: nn.Module, dataset, batch_size: int = 32, device: torch.devi
     samples = [dataset[dataset.index.index(i)] for i in versions]
     x = torch.stack([s["A"] for s in samples])
     y = torch.stack([s["B"] for s in samples])
-    p = predict(model, x, batch_size, device) if tile is None else predict_tiled(model, x, tile, batch_size, device)
+    p = predict(model, x, batch_size, device) if tile is None else predict_tiled(model, x, tile, device=device)
     pairs = dataset.pairs
     rows = pd.DataFrame({
         "photo": [pairs.photo[i] for i in versions], "kind": [pairs.kind[i] for i in versions],
