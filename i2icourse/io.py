@@ -7,13 +7,14 @@ This module imports nothing else of the package.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Literal, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -96,30 +97,111 @@ def load_image(path: str | Path, mode: Mode = "rgb") -> torch.Tensor:
     """Read an image file as a float tensor in [0, 1], (3,H,W) for ``rgb``, (1,H,W) for ``grey``.
 
     ``grey`` uses the ITU-R 601-2 luma transform (PIL's ``L``), as the MS-SSIM paper does;
-    ``keep`` keeps the file's own channels (alpha dropped).
+    ``keep`` keeps the file's own colour channels: 1 for a grey file, 3 for a colour one (alpha dropped).
+    Photos are turned upright by their EXIF orientation, as a phone or a photo viewer shows them.
+
+    Values are scaled by the range the file can hold, never clipped:
+
+    - 8-bit images (and what PIL reads as 8 bits, such as 16-bit colour PNGs) are divided by 255;
+    - deeper integer images (16-bit grey PNG, PGM or TIFF, 32-bit integer TIFF) are divided by the
+      largest value of their bit depth: 65535 for 16 bits, 2**32 - 1 for 32 bits (2**(bits - 1) - 1
+      for signed samples, which must not be negative);
+    - floating-point images (TIFF, PIL mode ``F``) are used as they are if they lie in [0, 1] and refused
+      otherwise: the file does not say which value is white, and a guess would change the picture.
     """
+    if mode not in ("rgb", "grey", "keep"):
+        raise ValueError(f"load_image: mode must be 'rgb', 'grey' or 'keep', got {mode!r}")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such image file")
     if path.is_dir():
         raise ImageError(f"{path}: is a folder, not an image file")
     try:
-        with Image.open(path) as im:
-            im.load()
-            if mode == "rgb":
-                im = im.convert("RGB")
-            elif mode == "grey":
-                im = im.convert("L")
-            elif im.mode not in ("L", "RGB"):
-                im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
-                if im.mode == "RGBA":
-                    im = im.convert("RGB")
-            a = np.asarray(im)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                a = _read_upright(im, mode, path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{path}: more pixels than PIL's limit against decompression bombs ({e}). Resize "
+                         "the file first (a few thousand pixels a side is plenty here), or, if you trust it, "
+                         "raise PIL.Image.MAX_IMAGE_PIXELS before loading it") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not a readable image (corrupt, or not an image format PIL knows)") from None
     except OSError as e:
         raise ImageError(f"{path}: the image file is damaged or truncated ({e})") from None
-    return from_numpy(a, str(path))
+    x = from_numpy(a, str(path))
+    return x.expand(3, -1, -1).contiguous() if mode == "rgb" and x.shape[0] == 1 else x
+
+
+def _read_upright(im: Image.Image, mode: Mode, path: Path) -> np.ndarray:
+    """The pixels of an open image, turned by its EXIF orientation: uint8 (8-bit modes) or float in [0, 1]."""
+    im.load()
+    samples = _deep_samples(im, path)   # before the transpose, which returns an image without the file's tags
+    im = ImageOps.exif_transpose(im)
+    if samples is None:
+        return np.asarray(_convert_8bit(im, mode))
+    return _scale_deep(np.asarray(im), *samples, f"{path} (PIL mode {im.mode})")
+
+
+def _convert_8bit(im: Image.Image, mode: Mode) -> Image.Image:
+    """An 8-bit image as ``L`` or ``RGB``; for ``keep``, ``L`` if the image has no colour bands. Alpha dropped."""
+    if mode == "keep":
+        mode = "grey" if set(im.getbands()) <= {"1", "L", "A", "a"} else "rgb"
+    if mode == "grey":
+        return im.convert("L")
+    if im.mode in ("P", "PA") and (im.mode == "PA" or "transparency" in im.info):
+        im = im.convert("RGBA")   # PIL wants palette transparency resolved through RGBA
+    return im.convert("RGB")
+
+
+#: The PIL modes whose samples are deeper than 8 bits, read without PIL's 8-bit conversion (which clips).
+_DEEP_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+
+
+def _deep_samples(im: Image.Image, path: Path) -> tuple[str, int] | None:
+    """How a deep image stores a sample: (``uint``, ``int`` or ``float``, bits); None for 8-bit modes.
+
+    A TIFF says so in its BitsPerSample and SampleFormat tags; PIL reads deep PNG and PGM files as
+    16-bit samples (a PGM of another maximum is rescaled to 0..65535 by PIL).
+    """
+    if im.mode not in _DEEP_MODES:
+        return None
+    if im.mode == "F":
+        return "float", 32
+    if im.format == "TIFF":
+        bits, sample_format = _tiff_tag(im, 258, 16), _tiff_tag(im, 339, 1)   # BitsPerSample, SampleFormat
+        return ("int" if sample_format == 2 else "uint"), bits
+    if im.format in ("PNG", "PPM"):
+        return "uint", 16
+    raise ImageError(f"{path}: a {im.format} image of integers (PIL mode {im.mode}) whose bit depth is not "
+                     "known here; save it as a 16-bit PNG or TIFF first")
+
+
+def _tiff_tag(im: Image.Image, tag: int, default: int) -> int:
+    """A TIFF tag of a one-sample image (PIL gives some tags as one value per sample)."""
+    value = im.tag_v2.get(tag, default)
+    return int(value[0] if isinstance(value, tuple) else value)
+
+
+def _scale_deep(a: np.ndarray, kind: str, bits: int, where: str) -> np.ndarray:
+    """(H, W) samples of ``bits`` bits as float32 in [0, 1], by the largest value their format can hold."""
+    if kind == "float":
+        a = a.astype(np.float32)
+        lo, hi = float(a.min()), float(a.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -1e-6 or hi > 1 + 1e-6:
+            raise ImageError(f"{where}: floating-point values in [{lo:.4g}, {hi:.4g}]; only values in [0, 1] "
+                             "can be read, as the file does not say which value is white. Rescale it to "
+                             "[0, 1], or save it as a 16-bit PNG, first")
+        return a.clip(0, 1)
+    if kind == "uint" and bits == 32:
+        a = a.view(np.uint32)   # PIL holds 32-bit samples as signed int32: undo the wrap-around
+    top = 2 ** (bits - 1) - 1 if kind == "int" else 2 ** bits - 1
+    lo, hi = int(a.min()), int(a.max())
+    if lo < 0 or hi > top:
+        raise ImageError(f"{where}: {bits}-bit {'signed' if kind == 'int' else 'unsigned'} samples in "
+                         f"[{lo}, {hi}], outside 0..{top}; an image needs values from 0 (black) to {top} "
+                         "(white). Rescale it, and save it as a 16-bit PNG, first")
+    return (a.astype(np.float64) / top).astype(np.float32)
 
 
 def save_image(x: torch.Tensor, path: str | Path) -> Path:
@@ -161,21 +243,25 @@ def _channels_last(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ij,...jhw->...ihw", m.to(x), x)
 
 
-def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
-    """RGB in [0, 1] -> YCbCr as MATLAB's ``rgb2ycbcr`` (Y in [16, 235]/255), for (3,H,W) or (N,3,H,W)."""
-    check_image(x, "rgb_to_ycbcr input", channels=(3,))
+def _ycbcr(x: torch.Tensor) -> torch.Tensor:
     return _channels_last(_YCBCR, x) + _YCBCR_OFFSET.to(x).view(3, 1, 1)
 
 
+def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] -> YCbCr as MATLAB's ``rgb2ycbcr`` (Y in [16, 235]/255), for (3,H,W) or (N,3,H,W)."""
+    return _ycbcr(check_image(x, "rgb_to_ycbcr input", channels=(3,)))
+
+
 def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """The inverse of :func:`rgb_to_ycbcr` (results clamped to [0, 1])."""
+    """The inverse of :func:`rgb_to_ycbcr` (results clamped to [0, 1]), for (3,H,W) or (N,3,H,W)."""
+    check_image(x, "ycbcr_to_rgb input", channels=(3,))
     inv = torch.linalg.inv(_YCBCR).to(x)
     return _channels_last(inv, x - _YCBCR_OFFSET.to(x).view(3, 1, 1)).clamp(0, 1)
 
 
 def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
     """The Y channel of :func:`rgb_to_ycbcr`: the channel super-resolution is measured on. Shape (1,H,W)."""
-    return rgb_to_ycbcr(x)[..., :1, :, :]
+    return _ycbcr(check_image(x, "rgb_to_y input", channels=(3,)))[..., :1, :, :]
 
 
 def rgb_to_grey(x: torch.Tensor) -> torch.Tensor:
@@ -202,13 +288,16 @@ def from_signed(x: torch.Tensor) -> torch.Tensor:
 
 def resize(x: torch.Tensor, size: int | tuple[int, int] | None = None, scale: float | None = None,
            antialias: bool = True) -> torch.Tensor:
-    """Bicubic resize of a (C,H,W) or (N,C,H,W) image to ``size`` (H, W) or by ``scale``, clamped to [0, 1].
+    """Bicubic resize of a (C,H,W) or (N,C,H,W) image in [0, 1] to ``size`` (H, W) or by ``scale``.
+
+    The result is clamped to [0, 1] (bicubic overshoots at edges), so the input must lie there too.
 
     Antialiasing on is what MATLAB's ``imresize`` and PIL do when shrinking; without it, a downscaled
     image aliases and SR baselines come out ~1 dB off.
     """
     if (size is None) == (scale is None):
         raise ValueError("resize: give exactly one of size or scale")
+    check_image(x, "resize input")
     batched = x.dim() == 4
     xb = x if batched else x.unsqueeze(0)
     if size is not None:

@@ -1,3 +1,5 @@
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +117,180 @@ def test_list_images(tmp_path, photo):
     io.save_image(photo, tmp_path / "a.jpg")
     (tmp_path / "notes.txt").write_text("x")
     assert [p.name for p in io.list_images(tmp_path)] == ["a.jpg", "b.png"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Files as they are: bit depth, orientation, size, alpha
+# ----------------------------------------------------------------------------------------------
+
+def _ramp16(h: int = 32, w: int = 256) -> np.ndarray:
+    """A horizontal ramp from 0 to 65535 (uint16), mean 0.5 of white."""
+    return np.tile(np.linspace(0, 65535, w).round().astype(np.uint16), (h, 1))
+
+
+def _write_png16(path: Path, a: np.ndarray) -> Path:
+    """Write an (H, W, C) uint16 array as a 16-bit-per-channel PNG (PIL cannot write 48/64-bit PNGs)."""
+    h, w, c = a.shape
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in a)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("name, big_endian", [("g.png", False), ("g.tif", False), ("g.tif", True),
+                                              ("g.pgm", False)])
+def test_16bit_grey_keeps_its_range(tmp_path, name, big_endian):
+    ramp = _ramp16()
+    path = tmp_path / name
+    Image.fromarray(ramp.astype(">u2") if big_endian else ramp).save(path)
+    want = torch.from_numpy(ramp / 65535.0).float()[None]
+    for mode, channels in (("grey", 1), ("keep", 1), ("rgb", 3)):
+        x = io.load_image(path, mode=mode)
+        assert x.dtype == torch.float32 and x.shape == (channels, 32, 256)
+        assert float(x.mean()) == pytest.approx(0.5, abs=1e-3)   # PIL's convert("L") gave 0.998
+        assert torch.allclose(x, want.expand(channels, -1, -1), atol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_48_and_64_bit_png_keep_their_range(tmp_path, channels):
+    ramp = _ramp16()
+    a = np.stack([ramp, ramp, 65535 - ramp, np.full_like(ramp, 40000)][:channels], axis=-1)
+    x = io.load_image(_write_png16(tmp_path / f"c{channels}.png", a), mode="keep")
+    want = torch.from_numpy(a[..., :3] / 65535.0).float().permute(2, 0, 1)
+    assert x.shape == (3, 32, 256)
+    assert (x - want).abs().max() <= 1 / 255 + 1e-6   # PIL reads these at 8 bits per channel
+    assert float(x[0].mean()) == pytest.approx(0.5, abs=3e-3)
+
+
+def _int32_tiff(path: Path, a: np.ndarray, unsigned: bool = False) -> Path:
+    """A 32-bit integer TIFF; PIL writes signed samples, so unsigned ones get their SampleFormat tag patched."""
+    Image.fromarray(a.view(np.int32), "I").save(path)
+    if unsigned:
+        raw = path.read_bytes()
+        signed_tag, unsigned_tag = struct.pack("<HHIH", 339, 3, 1, 2), struct.pack("<HHIH", 339, 3, 1, 1)
+        assert raw.count(signed_tag) == 1
+        path.write_bytes(raw.replace(signed_tag, unsigned_tag))
+    return path
+
+
+def test_32bit_integer_tiff_is_scaled_by_its_bit_depth(tmp_path):
+    signed = np.tile(np.linspace(0, 2**31 - 1, 256).round().astype(np.int32), (8, 1))
+    x = io.load_image(_int32_tiff(tmp_path / "s.tif", signed), mode="grey")
+    assert x.shape == (1, 8, 256) and float(x.min()) == 0 and float(x.max()) == 1
+    assert float(x.mean()) == pytest.approx(0.5, abs=1e-3)
+
+    unsigned = np.tile(np.linspace(0, 2**32 - 1, 256).round().astype(np.uint32), (8, 1))
+    y = io.load_image(_int32_tiff(tmp_path / "u.tif", unsigned, unsigned=True), mode="grey")
+    assert torch.allclose(y[0], torch.from_numpy(unsigned / (2**32 - 1)).float(), atol=1e-6)
+
+
+def test_negative_integer_tiff_is_refused(tmp_path):
+    path = _int32_tiff(tmp_path / "signed.tif", np.arange(-8, 8, dtype=np.int32).reshape(4, 4))
+    with pytest.raises(io.ImageError, match=r"signed.tif \(PIL mode I\).*\[-8, 7\]"):
+        io.load_image(path)
+
+
+def test_float_tiff_in_0_1_is_used_as_is_and_other_ranges_are_refused(tmp_path):
+    a = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(a).save(tmp_path / "unit.tif")
+    x = io.load_image(tmp_path / "unit.tif", mode="keep")
+    assert x.shape == (1, 8, 8) and torch.equal(x[0], torch.from_numpy(a))
+    Image.fromarray(a * 255).save(tmp_path / "bytes.tif")
+    with pytest.raises(io.ImageError, match=r"bytes.tif \(PIL mode F\).*\[0, 255\]"):
+        io.load_image(tmp_path / "bytes.tif")
+    Image.fromarray(np.where(a > 0.5, np.nan, a).astype(np.float32)).save(tmp_path / "nan.tif")
+    with pytest.raises(io.ImageError, match=r"nan.tif \(PIL mode F\)"):
+        io.load_image(tmp_path / "nan.tif")
+
+
+@pytest.mark.parametrize("orientation, quarter_turns", [(6, -1), (8, 1)])   # 6: turn clockwise to view
+def test_exif_orientation_loads_upright(tmp_path, photo, orientation, quarter_turns):
+    a = (io.to_numpy(photo[:, :48, :80]) * 255).round().astype(np.uint8)
+    Image.fromarray(a).save(tmp_path / "plain.jpg", quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(a).save(tmp_path / "phone.jpg", quality=95, exif=exif)
+    upright = io.load_image(tmp_path / "phone.jpg")
+    assert upright.shape == (3, 80, 48)
+    assert torch.equal(upright, torch.rot90(io.load_image(tmp_path / "plain.jpg"), quarter_turns, dims=(1, 2)))
+
+
+@pytest.mark.parametrize("side", [12, 20])   # 144 pixels: PIL warns; 400 pixels: PIL raises
+def test_decompression_bomb_is_reported_with_the_file(tmp_path, monkeypatch, photo, side):
+    path = io.save_image(photo[:, :side, :side], tmp_path / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(io.ImageError, match=r"huge.png.*Resize the file first.*MAX_IMAGE_PIXELS"):
+        io.load_image(path)
+
+
+@pytest.mark.filterwarnings("error")
+def test_keep_drops_alpha(tmp_path):
+    rng = np.random.default_rng(0)
+    la = rng.integers(0, 256, (6, 7, 2), dtype=np.uint8)
+    Image.fromarray(la, "LA").save(tmp_path / "la.png")
+    x = io.load_image(tmp_path / "la.png", mode="keep")
+    assert x.shape == (1, 6, 7) and torch.equal(x[0], torch.from_numpy(la[..., 0] / 255.0).float())
+
+    rgba = rng.integers(0, 256, (6, 7, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    x = io.load_image(tmp_path / "rgba.png", mode="keep")
+    assert x.shape == (3, 6, 7) and torch.equal(x, io.from_numpy(rgba[..., :3]))
+
+    p = Image.fromarray(rng.integers(0, 4, (6, 7), dtype=np.uint8), "P")
+    p.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255])
+    p.info["transparency"] = bytes([0, 128, 255, 255])   # per-entry alpha, as PNG's tRNS
+    p.save(tmp_path / "p.png")
+    x = io.load_image(tmp_path / "p.png", mode="keep")
+    assert x.shape == (3, 6, 7) and torch.equal(x, io.from_numpy(np.asarray(p.convert("RGBA"))[..., :3]))
+
+
+def test_load_image_refuses_an_unknown_mode(tmp_path, photo):
+    path = io.save_image(photo, tmp_path / "a.png")
+    with pytest.raises(ValueError, match="'rgb', 'grey' or 'keep'"):
+        io.load_image(path, mode="RGB")
+
+
+# ----------------------------------------------------------------------------------------------
+# Tensors in: the colour conversions and resize check what they are given
+# ----------------------------------------------------------------------------------------------
+
+THREE_CHANNEL = [io.rgb_to_ycbcr, io.ycbcr_to_rgb, io.rgb_to_y]
+
+
+@pytest.mark.parametrize("fn", THREE_CHANNEL, ids=lambda f: f.__name__)
+def test_three_channel_conversions_check_their_input(fn):
+    name = fn.__name__
+    with pytest.raises(io.ImageError, match=rf"{name} input: expected 3 channels, got 1"):
+        fn(torch.rand(1, 4, 4))
+    with pytest.raises(io.ImageError, match=rf"{name} input: expected shape"):
+        fn(torch.rand(4, 4))
+    with pytest.raises(io.ImageError, match=rf"{name} input: contains NaN"):
+        fn(torch.full((3, 4, 4), float("nan")))
+    with pytest.raises(io.ImageError, match=rf"{name} input: values must lie in \[0, 1\]"):
+        fn(torch.full((3, 4, 4), 200.0))
+    assert fn(torch.rand(2, 3, 4, 4)).shape[:2] in ((2, 3), (2, 1))   # batches still work
+
+
+def test_rgb_to_grey_checks_its_input():
+    with pytest.raises(io.ImageError, match="rgb_to_grey input: expected 1 or 3 channels, got 2"):
+        io.rgb_to_grey(torch.rand(2, 4, 4))
+    with pytest.raises(io.ImageError, match="rgb_to_grey input: contains NaN"):
+        io.rgb_to_grey(torch.full((3, 4, 4), float("nan")))
+    assert io.rgb_to_grey(torch.rand(2, 3, 4, 4)).shape == (2, 1, 4, 4)
+
+
+def test_resize_checks_its_input(photo):
+    with pytest.raises(io.ImageError, match=r"resize input: values must lie in \[0, 1\].*divide by 255"):
+        io.resize(photo * 255, size=32)   # clamped, this was an all-white image
+    with pytest.raises(io.ImageError, match="resize input: contains NaN"):
+        io.resize(torch.full((3, 8, 8), float("nan")), scale=0.5)
+    with pytest.raises(io.ImageError, match=r"resize input: expected shape"):
+        io.resize(torch.rand(8, 8), size=4)
+    assert io.resize(torch.stack([photo, photo]), scale=0.5).shape == (2, 3, 48, 64)
+    assert io.resize(photo[:1], size=(24, 32)).shape == (1, 24, 32)

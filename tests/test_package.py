@@ -54,3 +54,42 @@ def test_nothing_in_the_package_imports_the_exercise_tools():
         if f.parent.name == "exercises" or f.name == "checks.py":
             continue
         assert not package_imports(f) & {"i2icourse.checks", "i2icourse.exercises"}, f
+
+
+def _third_party_imports(files: list[Path]) -> set[str]:
+    """Top-level names of the non-standard-library modules that ``files`` import (absolute imports)."""
+    import sys
+    names = set()
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+    return {n for n in names if n not in sys.stdlib_module_names and n not in ("i2icourse", "conftest")}
+
+
+def _requirement_names(requirements: list[str]) -> set[str]:
+    import re
+    return {re.split(r"[\s<>=!~\[;]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
+
+
+@pytest.mark.parametrize("part, extras", [("package", ()), ("exercises", ("instructor",)), ("tests", ("test",))])
+def test_each_part_declares_what_it_imports(part, extras):
+    # `pip install -e '.[test]'` alone must run the tests, and '.[instructor]' the exercise tools.
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from importlib.metadata import packages_distributions
+    project = tomllib.loads((PKG.parent / "pyproject.toml").read_text())["project"]
+    declared = _requirement_names(project["dependencies"])
+    for extra in extras:
+        declared |= _requirement_names(project["optional-dependencies"][extra])
+    files = {"package": [f for f in PKG.rglob("*.py") if "exercises" not in f.parts],
+             "exercises": sorted((PKG / "exercises").rglob("*.py")),
+             "tests": sorted((PKG.parent / "tests").rglob("*.py"))}[part]
+    providers = packages_distributions()
+    undeclared = {}
+    for module in sorted(_third_party_imports(files)):
+        dists = {d.lower().replace("_", "-") for d in providers.get(module, [module])}
+        if not dists & declared:
+            undeclared[module] = sorted(dists)
+    assert not undeclared, f"{part} imports modules whose distributions are not declared: {undeclared}"

@@ -4,6 +4,7 @@
     folder = data.fetch("facades")              # downloads, verifies and unpacks once; instant afterwards
     files = data.image_files("facades", "train")
     photos = data.skimage_photos(size=256)      # real photos, no download
+    photos = data.load_photos("CBSD68")         # any photo set by name or folder: {name: (C,H,W) tensor}
 
 Environment: ``I2I_DATA`` (the cache folder, default ``~/.cache/i2icourse``, ``/content/data`` on
 Colab) and ``I2I_DATA_MIRROR`` (a pre-staged folder used instead of the internet). See
@@ -14,12 +15,12 @@ This package knows files and tensors; it never imports ``models`` or ``train``.
 from i2icourse.data.fetch import (ChecksumError, DataError, DataUnavailableError, UnsafeArchiveError,
                                   UnverifiedDownloadWarning, data_root, download, extract, fetch, image_files,
                                   mirror_dir, sha256sum)
-from i2icourse.data.photos import PHOTOS, lfw_faces, skimage_photos
+from i2icourse.data.photos import PHOTOS, SKIMAGE_TRAIN, lfw_faces, load_photos, skimage_photos
 from i2icourse.data.registry import DATASETS, REGISTRY, Dataset, UnknownDatasetError, get, names, table
 
 __all__ = [
     "ChecksumError", "DataError", "DataUnavailableError", "UnsafeArchiveError", "UnverifiedDownloadWarning",
     "data_root", "download", "extract", "fetch", "image_files", "mirror_dir", "sha256sum",
-    "PHOTOS", "lfw_faces", "skimage_photos",
+    "PHOTOS", "SKIMAGE_TRAIN", "lfw_faces", "load_photos", "skimage_photos",
     "DATASETS", "REGISTRY", "Dataset", "UnknownDatasetError", "get", "names", "table",
 ]

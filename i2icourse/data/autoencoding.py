@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 
 from i2icourse import io as image_io
 from i2icourse.data.fetch import fetch, image_files
-from i2icourse.data.photos import lfw_faces
+from i2icourse.data.photos import SKIMAGE_TRAIN, lfw_faces, skimage_photos
 
 
 # ----------------------------------------------------------------------------------------------
@@ -34,14 +34,17 @@ from i2icourse.data.photos import lfw_faces
 def grey_photos(names: Sequence[str | tuple[str, str | None]], limit: int | None = None) -> list[torch.Tensor]:
     """The photos of the registered datasets ``names`` (e.g. ``["CBSD68"]``) as grey (1,H,W) tensors.
 
-    A name may be ``(dataset, split)``. ``limit`` keeps the first ``limit`` images (sorted by file name).
+    A name may be ``(dataset, split)``, or ``"skimage"`` for scikit-image's bundled photos (no download).
+    ``limit`` keeps the first ``limit`` images (sorted by file name).
     """
-    files: list[Path] = []
+    photos: list[torch.Tensor] = []
     for name in names:
+        if name == "skimage":
+            photos += skimage_photos(SKIMAGE_TRAIN, mode="grey").values()
+            continue
         dataset, split = (name, None) if isinstance(name, str) else name
-        files += image_files(dataset, split)
-    files = files[:limit] if limit is not None else files
-    return [image_io.load_image(f, mode="grey") for f in files]
+        photos += [image_io.load_image(f, mode="grey") for f in image_files(dataset, split)]
+    return photos[:limit] if limit is not None else photos
 
 
 class RandomCrops(Dataset):

@@ -1,12 +1,17 @@
-"""Real photos that ship with scikit-image: tiny demos that work offline, before any dataset is fetched.
+"""Photos: the one way every chapter loads a set of photos, and the photos that ship with scikit-image.
 
-They are real photographs (scikit-image's ``skimage.data`` documents each one's source and licence:
-public domain or free to use), so a notebook can show a model on a real picture from its first cell.
-They pass through :mod:`i2icourse.io` like every other image of the course.
+:func:`load_photos` takes a folder, a file, a tensor, a registered dataset's name (``"CBSD68"``,
+``"BSDS500/train"``) or ``"skimage"``, so a chapter names its photos in one setting and the same code
+runs on the bundled photos (the smoke profile, offline), a fetched dataset (``cpu``) or your own folder.
+
+The bundled photos are real photographs (scikit-image's ``skimage.data`` documents each one's source
+and licence: public domain or free to use), so a notebook can show a model on a real picture from its
+first cell, before any dataset is fetched. Every photo passes through :mod:`i2icourse.io`.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
 
 import torch
 
@@ -15,6 +20,10 @@ from i2icourse import io as image_io
 #: The bundled photos of ``skimage.data`` (no download needed); camera, brick, grass and gravel are grey.
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "brick", "grass", "gravel", "retina",
           "hubble_deep_field")
+#: The bundled photos that are natural scenes (retina and hubble_deep_field are mostly black): ``"skimage"``.
+SKIMAGE_TRAIN = ("astronaut", "coffee", "chelsea", "rocket", "camera", "brick", "grass", "gravel")
+
+PhotoSource = str | Path | torch.Tensor | Mapping[str, torch.Tensor] | Sequence
 
 
 def fit(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
@@ -68,3 +77,37 @@ def lfw_faces(include_non_faces: bool = False) -> torch.Tensor:
     a = skimage.data.lfw_subset()  # (200, 25, 25): 100 faces, then 100 non-faces
     a = a if include_non_faces else a[:100]
     return torch.stack([image_io.from_numpy(face, f"lfw_subset[{i}]") for i, face in enumerate(a)])
+
+
+def load_photos(source: PhotoSource | Iterable[PhotoSource]) -> dict[str, torch.Tensor]:
+    """Photos as ``{name: (C,H,W) tensor}`` from a folder, a file, a tensor, a dict, or a list of those.
+
+    Strings that are not existing paths name datasets of the data layer: ``"CBSD68"``, ``"BSDS500/train"``
+    (name/split, fetched through :func:`i2icourse.data.image_files`) or ``"skimage"`` (the bundled photos
+    of :data:`SKIMAGE_TRAIN`, which need no download). A folder's photos come in file-name order.
+    """
+    out: dict[str, torch.Tensor] = {}
+    if isinstance(source, torch.Tensor):
+        if source.dim() == 4:
+            return {f"image{i:04d}": image_io.check_image(x, f"image {i}") for i, x in enumerate(source)}
+        return {"image": image_io.check_image(source, "image", batched=False)}
+    if isinstance(source, Mapping):
+        return {str(k): image_io.check_image(v, str(k), batched=False) for k, v in source.items()}
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.is_dir():
+            return {p.stem: image_io.load_image(p) for p in image_io.list_images(path)}
+        if path.is_file():
+            return {path.stem: image_io.load_image(path)}
+        name = str(source)
+        if name == "skimage":
+            return skimage_photos(SKIMAGE_TRAIN, mode="rgb")
+        from i2icourse.data.fetch import image_files  # only a dataset name needs the fetch layer
+        dataset, _, split = name.partition("/")
+        return {p.stem: image_io.load_image(p) for p in image_files(dataset, split or None)}
+    for item in source:   # a sequence of sources
+        for key, x in load_photos(item).items():
+            while key in out:
+                key += "_"
+            out[key] = x
+    return out

@@ -164,12 +164,11 @@ def build_pairs(photos: dict[str, torch.Tensor], keep: int | None = None, seed: 
 
 def load_pristine(source, size: int | None = None, limit: int | None = None) -> dict[str, torch.Tensor]:
     """Pristine photos by name from a folder, a dataset name (``"CBSD68"``, ``"waterloo"``), ``"skimage"``,
-    a tensor or a dict (see :func:`i2icourse.data.sr.load_photos`); RGB; the first ``limit`` by name.
+    a tensor or a dict (see :func:`i2icourse.data.photos.load_photos`); RGB; the first ``limit`` by name.
 
     ``size``: centre-crop and resize every photo to ``size`` x ``size`` (None keeps them as they are).
     """
-    from i2icourse.data.photos import _channels, fit
-    from i2icourse.data.sr import load_photos
+    from i2icourse.data.photos import _channels, fit, load_photos
 
     photos = load_photos(source)
     names = sorted(photos)[:limit] if limit else sorted(photos)

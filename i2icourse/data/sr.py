@@ -10,24 +10,19 @@ The usual SR convention, so that our numbers compare with published ones:
    24.966 B for RGB in [0, 1], i.e. Y in [16, 235] / 255.
 
 :func:`sr_pair` does this for one image; :class:`SRPatches` cuts aligned 33x33 patches from the pairs
-of a set of photos (the SRCNN training set); :func:`load_photos` gathers photos from a folder, a list
-of files, tensors, dataset names or scikit-image's bundled photos.
+of a set of photos (the SRCNN training set), gathered by :func:`i2icourse.data.photos.load_photos`.
 
 This module knows files and tensors only; it never imports ``models``.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable
 
 import torch
 from torch.utils.data import Dataset
 
 from i2icourse import io as image_io
-
-#: scikit-image's bundled photos that are usable for SR training (retina and hubble are mostly black).
-SKIMAGE_TRAIN = ("astronaut", "coffee", "chelsea", "rocket", "camera", "brick", "grass", "gravel")
-
+from i2icourse.data.photos import SKIMAGE_TRAIN, PhotoSource, load_photos  # noqa: F401 (re-exported)
 
 def y_channel(x: torch.Tensor) -> torch.Tensor:
     """The MATLAB Y channel of a (3,H,W) or (N,3,H,W) RGB image in [0, 1]; grey images count as R = G = B."""
@@ -67,49 +62,6 @@ def sr_pair(image: torch.Tensor, scale: int, quantized: bool = True) -> tuple[to
         raise image_io.ImageError(f"sr_pair: a {tuple(image.shape[-2:])} image is smaller than the scale {scale}")
     up = image_io.resize(degrade(hr, scale, quantized), size=tuple(hr.shape[-2:]))
     return y_channel(up), y_channel(hr)
-
-
-# ----------------------------------------------------------------------------------------------
-# Photos from anywhere
-# ----------------------------------------------------------------------------------------------
-
-PhotoSource = str | Path | torch.Tensor | Mapping[str, torch.Tensor] | Sequence
-
-
-def load_photos(source: PhotoSource | Iterable[PhotoSource]) -> dict[str, torch.Tensor]:
-    """Photos as ``{name: (C,H,W) tensor}`` from a folder, a file, a tensor, a dict, or a list of those.
-
-    Strings that are not existing paths name datasets of the data layer: ``"CBSD68"``, ``"BSDS500/train"``
-    (name/split, fetched through :func:`i2icourse.data.image_files`) or ``"skimage"`` (the bundled photos
-    of :data:`SKIMAGE_TRAIN`).
-    """
-    out: dict[str, torch.Tensor] = {}
-    if isinstance(source, torch.Tensor):
-        if source.dim() == 4:
-            return {f"image{i:04d}": image_io.check_image(x, f"image {i}") for i, x in enumerate(source)}
-        return {"image": image_io.check_image(source, "image", batched=False)}
-    if isinstance(source, Mapping):
-        return {str(k): image_io.check_image(v, str(k), batched=False) for k, v in source.items()}
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if path.is_dir():
-            return {p.stem: image_io.load_image(p) for p in image_io.list_images(path)}
-        if path.is_file():
-            return {path.stem: image_io.load_image(path)}
-        name = str(source)
-        if name == "skimage":
-            from i2icourse.data.photos import skimage_photos
-            return skimage_photos(SKIMAGE_TRAIN, mode="rgb")
-        from i2icourse.data.fetch import image_files
-        dataset, _, split = name.partition("/")
-        files = image_files(dataset, split or None)
-        return {p.stem: image_io.load_image(p) for p in files}
-    for item in source:   # a sequence of sources
-        for key, x in load_photos(item).items():
-            while key in out:
-                key += "_"
-            out[key] = x
-    return out
 
 
 # ----------------------------------------------------------------------------------------------
