@@ -7,18 +7,43 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "i2icourse"
 
 
-def package_imports(path: Path) -> set[str]:
-    """The i2icourse modules that ``path`` imports (first two name parts, e.g. 'i2icourse.io')."""
+def _module_name(path: Path, root: Path) -> list[str]:
+    """The dotted parts of the module at ``path`` (``i2icourse/data/fetch.py`` -> i2icourse, data, fetch)."""
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    return parts[:-1] if parts[-1] == "__init__" else parts
+
+
+def package_imports(path: Path, root: Path = PKG) -> set[str]:
+    """The i2icourse modules that ``path`` imports (first two name parts, e.g. 'i2icourse.io').
+
+    Every import counts: at the top, inside functions, and relative ones (``from ..tiling import x``
+    in ``i2icourse/recipes/ssim_maps.py`` is ``i2icourse.tiling``), resolved against ``path``'s package.
+    """
+    here = _module_name(path, root)
+    package = here if path.name == "__init__.py" else here[:-1]
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            names = [module] + [f"{module}.{a.name}" for a in node.names]
         else:
             continue
         found |= {".".join(n.split(".")[:2]) for n in names if n.startswith("i2icourse.")}
     return found
+
+
+def test_the_layer_check_sees_relative_and_local_imports(tmp_path):
+    # A relative import that climbs out of its folder, or an import inside a function, must be seen.
+    root = tmp_path / "i2icourse"
+    (root / "data").mkdir(parents=True)
+    f = root / "data" / "leak.py"
+    f.write_text("from ..models.unet import UNet\nfrom . import fetch\n\n"
+                 "def late():\n    from i2icourse.train import fit\n    from .. import recipes\n")
+    assert package_imports(f, root) == {"i2icourse.models", "i2icourse.data", "i2icourse.train",
+                                        "i2icourse.recipes"}
 
 
 def test_every_folder_is_a_package():
