@@ -51,7 +51,24 @@ def settings(*, smoke: dict[str, Any], cpu: dict[str, Any], full: dict[str, Any]
             missing = sorted(keys ^ set(values))
             raise ValueError(f"profile {name!r} does not set the same keys as 'full': {missing}")
     active = profile()
-    return SimpleNamespace(profile=active, **{**table[active], **overrides(keys)})
+    changed = overrides(keys)
+    for key, value in changed.items():
+        _check_type(key, value, [values[key] for values in table.values()])
+    return SimpleNamespace(profile=active, **{**table[active], **changed})
+
+
+def _check_type(key: str, value: Any, examples: list[Any]) -> None:
+    """Refuse an ``I2I_SETTINGS`` value of another type than the profiles use for ``key``.
+
+    ``None`` is allowed where a profile uses it, an int where a profile uses a float.
+    """
+    kinds = {type(v) for v in examples}
+    if type(value) in kinds or (type(value) is int and float in kinds):
+        return
+    names = " or ".join(sorted(t.__name__ for t in kinds))
+    shown = ", ".join(repr(v) for v in examples)
+    raise ValueError(f"I2I_SETTINGS: {key}={value!r} is a {type(value).__name__}, but the profiles set {key} "
+                     f"to a {names} ({shown}); write it as they do")
 
 
 def overrides(keys: set[str] | None = None) -> dict[str, Any]:

@@ -55,6 +55,26 @@ def test_settings_refuse_a_bad_override(monkeypatch, text, message):
         runtime.settings(smoke=dict(steps=2), cpu=dict(steps=3), full=dict(steps=4))
 
 
+@pytest.mark.parametrize("text", ["train='CBSD68'", "steps=2.5", "steps=None", "lr=True"])
+def test_settings_refuse_a_value_of_another_type(monkeypatch, text):
+    # A string where the profiles use a tuple would be iterated letter by letter.
+    monkeypatch.setenv("I2I_PROFILE", "cpu")
+    monkeypatch.setenv("I2I_SETTINGS", text)
+    with pytest.raises(ValueError, match="the profiles set"):
+        runtime.settings(smoke=dict(steps=2, train=(), lr=1e-3, fid=None), cpu=dict(steps=3, train=("a",), lr=0.1, fid=None),
+                         full=dict(steps=4, train=("b",), lr=0.2, fid="imagenet"))
+
+
+@pytest.mark.parametrize("text, key, value", [("lr=1", "lr", 1), ("fid=None", "fid", None),
+                                              ("fid='inception'", "fid", "inception"), ("train=()", "train", ())])
+def test_settings_accept_the_profiles_types(monkeypatch, text, key, value):
+    monkeypatch.setenv("I2I_PROFILE", "cpu")
+    monkeypatch.setenv("I2I_SETTINGS", text)
+    P = runtime.settings(smoke=dict(train=(), lr=1e-3, fid=None), cpu=dict(train=("a",), lr=0.1, fid=None),
+                         full=dict(train=("b",), lr=0.2, fid="imagenet"))
+    assert getattr(P, key) == value
+
+
 def test_device_override(monkeypatch):
     monkeypatch.setenv("I2I_DEVICE", "cpu")
     assert runtime.device() == torch.device("cpu")
