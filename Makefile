@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # CI passes BOOKFLAGS="-W -n --keep-going" so that a warning fails the build.
 BOOKFLAGS ?=
 
-.PHONY: setup book test students
+.PHONY: setup book book-students test students
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,19 @@ setup: $(BIN)/python
 book: setup
 	$(BIN)/jupyter-book build $(BOOKFLAGS) --all book/
 
+# What `make test` runs; CI runs `make test TESTS=notebooks` once more without the data mirror.
+TESTS ?= tests notebooks
+
 test: setup
 	OMP_NUM_THREADS=1 I2I_PROFILE=smoke $(BIN)/python -m pytest -n 2 --dist loadscope \
-	    --nbval-lax --nbval-current-env --nbval-cell-timeout=300 tests notebooks
+	    --nbval-lax --nbval-current-env --nbval-cell-timeout=300 $(TESTS)
 
 students: setup
 	$(BIN)/python -m i2icourse.exercises
+
+# The student edition: the same book with every solution removed, its chapters the student
+# versions (regenerated first); the site is book/_build/students/_build/html. Jupyter Book 1.x
+# reads a relative --toc against book/ and against the current folder, hence the absolute path.
+book-students: students
+	$(BIN)/jupyter-book build $(BOOKFLAGS) --all --toc $(abspath book/_toc_students.yml) \
+	    --path-output book/_build/students book/

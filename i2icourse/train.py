@@ -6,7 +6,8 @@ step on one batch, returning the numbers to log -- and ``fit`` does the rest:
 * draws batches in a reproducible order (:class:`ResumableSampler`), epoch after epoch;
 * shows a tqdm progress bar and keeps a :class:`History` of every logged number;
 * every ``checkpoint_every`` steps writes a checkpoint atomically (write to a temporary file,
-  then rename), so a Colab disconnect mid-write never leaves a broken file;
+  flush it to the disk, then rename), so a Colab disconnect mid-write never leaves a broken file;
+  a checksum in the file catches one damaged later (a cut-short copy or sync);
 * on the next call with the same checkpoint path it resumes where it stopped -- exactly: the
   models, optimisers, schedulers, the sampler position and all random-number generators are
   restored, so N steps + reload + N steps equal 2N steps straight. If the checkpoint already
@@ -17,8 +18,11 @@ Checkpoints hold only tensors and plain Python values and are read with
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol
@@ -158,9 +162,29 @@ def _set_rng_state(state: dict) -> None:
     random.setstate((p["version"], tuple(p["internal"].tolist()), p["gauss"]))
 
 
+#: A checkpoint file starts with this line's first part, the sha256 of the rest of the file (64 hex
+#: digits) and a newline; the rest is what ``torch.save`` writes. Files without it were written
+#: before checkpoints had a checksum and load without a check.
+CHECKPOINT_HEADER = b"i2icourse checkpoint, sha256 "
+_DIGEST_LENGTH = 64
+#: A temporary ``*.pt.tmp`` file untouched for this long belongs to no live save (a save writes it
+#: in one go): the next save in its folder deletes it.
+STALE_TMP_SECONDS = 15 * 60
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint file that cannot be what :func:`save_checkpoint` wrote: damaged, cut short, or no checkpoint."""
+
+
 def save_checkpoint(path: str | Path, step: int, objects: Mapping[str, Stateful],
                     history: History | None = None, extra: Mapping[str, Any] | None = None) -> Path:
-    """Write models/optimisers/... states, the step, history and RNG states to ``path`` atomically."""
+    """Write models/optimisers/... states, the step, history and RNG states to ``path`` atomically.
+
+    The file is written next to ``path`` as ``path.tmp``, flushed to the disk (``fsync``: on Colab's
+    Google Drive a rename can otherwise land before the data) and renamed over ``path``, so ``path``
+    is always the old or the new checkpoint, whole. It carries the sha256 of its contents, which
+    :func:`load_checkpoint` checks. Temporaries of killed saves in the same folder are deleted.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
@@ -170,27 +194,86 @@ def save_checkpoint(path: str | Path, step: int, objects: Mapping[str, Stateful]
         "rng": _rng_state(),
         "extra": dict(extra or {}),
     }
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getbuffer()
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic on POSIX and Windows: the old checkpoint stays valid until here
+    _remove_stale_temporaries(path.parent, f"*{path.suffix}.tmp" if path.suffix else tmp.name)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(CHECKPOINT_HEADER + hashlib.sha256(payload).hexdigest().encode("ascii") + b"\n")
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())  # the data are on the disk before the rename makes them the checkpoint
+        os.replace(tmp, path)  # atomic on POSIX and Windows: the old checkpoint stays valid until here
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed save leaves nothing behind but the old checkpoint
+        raise
+    _fsync_folder(path.parent)
     return path
+
+
+def _remove_stale_temporaries(folder: Path, pattern: str) -> None:
+    """Delete the files ``folder/pattern`` (temporaries like ``unet.pt.tmp``) older than STALE_TMP_SECONDS."""
+    now = time.time()
+    for tmp in folder.glob(pattern):
+        try:
+            if tmp.is_file() and now - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+                tmp.unlink()
+        except FileNotFoundError:
+            pass  # its save finished meanwhile
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable, where the system allows it (POSIX; not Windows, where a
+    folder cannot be opened, nor file systems that refuse to sync a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _read_checkpoint(path: Path, map_location: str | torch.device | None) -> dict:
+    """The state stored in the checkpoint at ``path``, its checksum verified (files written before
+    checkpoints had one are read without a check)."""
+    with open(path, "rb") as f:  # FileNotFoundError goes to the caller as it is
+        header = f.read(len(CHECKPOINT_HEADER))
+        if header == CHECKPOINT_HEADER:
+            digest = f.read(_DIGEST_LENGTH + 1)
+            payload = f.read()
+            if digest != hashlib.sha256(payload).hexdigest().encode("ascii") + b"\n":
+                raise CorruptCheckpointError(
+                    f"{path}: the checkpoint is corrupted: its contents do not match the checksum written "
+                    "with them (a copy or a sync was cut short, or the disk damaged the file). "
+                    "Delete the file to train again.")
+            source: Path | io.BytesIO = io.BytesIO(payload)
+        else:
+            source = path
+    try:
+        return torch.load(source, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise CorruptCheckpointError(
+            f"{path}: not a readable checkpoint, the file is corrupted or is no checkpoint "
+            f"({type(e).__name__}: {e}). Delete it to train again.") from None
 
 
 def load_checkpoint(path: str | Path, objects: Mapping[str, Stateful], history: History | None = None,
                     map_location: str | torch.device | None = "cpu", restore_rng: bool = True) -> dict:
     """Restore what :func:`save_checkpoint` wrote into ``objects`` (and ``history``); return the raw state.
 
-    A checkpoint missing one of the named objects is an error naming it: a silently half-loaded GAN
-    would train on from random weights.
+    A damaged file is a :class:`CorruptCheckpointError` naming it, never a silently wrong model. A
+    checkpoint missing one of the named objects is an error naming it: a silently half-loaded GAN
+    would train on from random weights. The file is read with ``torch.load(weights_only=True)``,
+    which cannot execute code from it.
     """
     path = Path(path)
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as e:
-        raise RuntimeError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e}); "
-                           "delete it to start again") from None
+    state = _read_checkpoint(path, map_location)
     missing = [name for name in objects if name not in state["objects"]]
     if missing:
         raise KeyError(f"{path}: the checkpoint has no state for {missing} "

@@ -20,7 +20,7 @@ def _config() -> dict:
     return yaml.safe_load((BOOK / "_config.yml").read_text(encoding="utf-8"))
 
 
-def _toc_files() -> list[str]:
+def _toc_files(name: str = "_toc.yml") -> list[str]:
     def walk(entries):
         for entry in entries or []:
             if "file" in entry:
@@ -28,8 +28,14 @@ def _toc_files() -> list[str]:
             yield from walk(entry.get("sections"))
             yield from walk(entry.get("chapters"))
 
-    toc = yaml.safe_load((BOOK / "_toc.yml").read_text(encoding="utf-8"))
+    toc = yaml.safe_load((BOOK / name).read_text(encoding="utf-8"))
     return [toc["root"], *walk(toc.get("parts")), *walk(toc.get("chapters"))]
+
+
+def _parts(name: str) -> list[tuple[str | None, int]]:
+    """(caption, number of entries) of each part of a table of contents."""
+    toc = yaml.safe_load((BOOK / name).read_text(encoding="utf-8"))
+    return [(part.get("caption"), len(part.get("chapters", []))) for part in toc.get("parts", [])]
 
 
 def _chapter_notebooks() -> list[str]:
@@ -42,12 +48,36 @@ def test_toc_lists_every_chapter_notebook():
     assert not missing, f"add these chapters to book/_toc.yml (one line each: '- file: notebooks/NAME'): {missing}"
 
 
-def test_toc_entries_exist_and_are_in_order():
-    for entry in _toc_files():
+@pytest.mark.parametrize("toc", ["_toc.yml", "_toc_students.yml"])
+def test_toc_entries_exist_and_are_in_order(toc):
+    for entry in _toc_files(toc):
         stem = BOOK / entry
-        assert any(stem.with_suffix(s).exists() for s in (".md", ".ipynb")), f"_toc.yml lists {entry}, which does not exist"
-    chapters = [f for f in _toc_files() if f.startswith("notebooks/")]
-    assert chapters == sorted(chapters), f"chapters in _toc.yml are out of order: {chapters}"
+        assert any(stem.with_suffix(s).exists() for s in (".md", ".ipynb")), f"{toc} lists {entry}, which does not exist"
+    chapters = [f for f in _toc_files(toc) if f.startswith("notebooks/")]
+    assert chapters == sorted(chapters), f"chapters in {toc} are out of order: {chapters}"
+
+
+def test_student_toc_is_the_book_with_the_student_versions():
+    # The student edition (make book-students) has the same pages, in the same parts, each chapter
+    # replaced by its student version notebooks/student/NN_name.
+    student = [f.replace("notebooks/", "notebooks/student/", 1) if f.startswith("notebooks/") else f
+               for f in _toc_files()]
+    assert _toc_files("_toc_students.yml") == student, \
+        "book/_toc_students.yml must list the pages of book/_toc.yml, each chapter as notebooks/student/NN_name"
+    assert _parts("_toc_students.yml") == _parts("_toc.yml")
+
+
+def test_student_edition_names_agree_with_the_package():
+    from i2icourse.exercises.student import NOTE_TAG
+
+    extension = (BOOK / "_ext" / "i2i_book.py").read_text(encoding="utf-8")
+    assert re.search(rf'^STUDENT_NOTE_TAG = "{re.escape(NOTE_TAG)}"$', extension, re.M), \
+        "book/_ext/i2i_book.py: STUDENT_NOTE_TAG must be i2icourse.exercises.student.NOTE_TAG"
+    toc = re.search(r'^STUDENT_TOC = "([^"]+)"$', extension, re.M)
+    assert toc and (BOOK / toc.group(1)).is_file()
+    assert "notebooks/student" not in " ".join(_config()["exclude_patterns"]), \
+        "the student edition builds notebooks/student/: only_build_toc_files keeps it out of the book"
+    assert _config()["only_build_toc_files"] is True
 
 
 def test_chapters_come_through_the_notebooks_symlink():
@@ -90,6 +120,6 @@ def test_every_cited_key_is_in_references_bib():
 
 
 @pytest.mark.parametrize("name", ["intro.md", "instructors.md", "bibliography.md", "references.bib", "_static/custom.css",
-                                  "_ext/i2i_book.py"])
+                                  "_ext/i2i_book.py", "_toc_students.yml"])
 def test_book_sources_exist(name):
     assert (BOOK / name).is_file()

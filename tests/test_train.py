@@ -1,3 +1,9 @@
+import hashlib
+import io
+import os
+import stat
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -108,11 +114,17 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     assert path.read_bytes() == good  # the old checkpoint survives a failed write
 
 
+def stored_state(path):
+    """What torch.save wrote into a checkpoint file: the bytes after its checksum line."""
+    header, payload = path.read_bytes().split(b"\n", 1)
+    assert header.startswith(train.CHECKPOINT_HEADER)
+    return torch.load(io.BytesIO(payload), weights_only=True)
+
+
 def test_checkpoint_loads_with_weights_only_and_names_missing_objects(tmp_path):
     _, objects, _ = make_objects()
     path = train.save_checkpoint(tmp_path / "c.pt", 3, {"net": objects["net"]})
-    state = torch.load(path, weights_only=True)
-    assert state["step"] == 3
+    assert stored_state(path)["step"] == 3
     with pytest.raises(KeyError, match="opt"):
         train.load_checkpoint(path, objects)
     path.write_bytes(b"garbage")
@@ -137,3 +149,98 @@ def test_history_roundtrip():
     h2.load_state_dict(h.state_dict())
     assert h2.records == h.records
     assert h2.mean_last("a", 2) == 2.0 and h2.last("b") == 2.0
+
+
+# ------------------------------------------------------------------ durable, verified checkpoint files
+def big_objects():
+    """A model whose checkpoint is large enough (about 160 KiB) to damage 4 KiB in its middle."""
+    torch.manual_seed(0)
+    net = nn.Linear(200, 200)
+    return {"net": net, "opt": torch.optim.SGD(net.parameters(), lr=0.1)}
+
+
+def test_a_damaged_checkpoint_is_refused_with_its_name(tmp_path):
+    objects = big_objects()
+    path = train.save_checkpoint(tmp_path / "c.pt", 3, objects)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 4096] = bytes(b ^ 0xFF for b in data[middle:middle + 4096])
+    path.write_bytes(bytes(data))
+    with pytest.raises(train.CorruptCheckpointError) as info:
+        train.load_checkpoint(path, big_objects())
+    message = str(info.value)
+    assert str(path) in message and "corrupted" in message and "Delete" in message
+
+
+def test_a_cut_short_checkpoint_is_refused(tmp_path):
+    path = train.save_checkpoint(tmp_path / "c.pt", 3, big_objects())
+    path.write_bytes(path.read_bytes()[:-1000])
+    with pytest.raises(train.CorruptCheckpointError, match="corrupted"):
+        train.load_checkpoint(path, big_objects())
+
+
+def test_a_checkpoint_without_checksum_still_loads(tmp_path):
+    # The file layout before checksums: torch.save of the state, nothing else.
+    objects = big_objects()
+    runtime.seed_everything(4)
+    state = {"step": 3, "objects": {name: obj.state_dict() for name, obj in objects.items()},
+             "history": {}, "rng": train._rng_state(), "extra": {"note": "old"}}
+    torch.save(state, tmp_path / "old.pt")
+    expected = torch.rand(3)
+    fresh = {"net": nn.Linear(200, 200), "opt": None}
+    fresh["opt"] = torch.optim.SGD(fresh["net"].parameters(), lr=0.1)
+    loaded = train.load_checkpoint(tmp_path / "old.pt", fresh)
+    assert loaded["step"] == 3 and loaded["extra"] == {"note": "old"}
+    assert torch.equal(fresh["net"].weight, objects["net"].weight)
+    assert torch.equal(torch.rand(3), expected)  # its RNG state was restored too
+
+
+def test_the_checksum_covers_what_torch_saved(tmp_path):
+    path = train.save_checkpoint(tmp_path / "c.pt", 3, big_objects())
+    header, payload = path.read_bytes().split(b"\n", 1)
+    assert header == train.CHECKPOINT_HEADER + hashlib.sha256(payload).hexdigest().encode()
+
+
+def test_the_data_reach_the_disk_before_the_rename(tmp_path, monkeypatch):
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        calls.append("fsync folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        real_fsync(fd)
+
+    def replace(src, dst):
+        calls.append("replace")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    train.save_checkpoint(tmp_path / "c.pt", 3, big_objects())
+    assert "replace" in calls and "fsync file" in calls[:calls.index("replace")]
+    if os.name == "posix":
+        assert "fsync folder" in calls[calls.index("replace"):]
+
+
+def test_a_save_removes_temporaries_of_killed_saves(tmp_path):
+    old = time.time() - train.STALE_TMP_SECONDS - 60
+    killed = tmp_path / "c.pt.tmp"            # this checkpoint's, from a run killed mid-write
+    other = tmp_path / "unet.pt.tmp"          # another checkpoint's, killed long ago
+    live = tmp_path / "gan.pt.tmp"            # another checkpoint's, being written right now
+    unrelated = tmp_path / "notes.txt.tmp"
+    for file in (killed, other, live, unrelated):
+        file.write_bytes(b"half a checkpoint")
+    for file in (killed, other, unrelated):
+        os.utime(file, (old, old))
+    train.save_checkpoint(tmp_path / "c.pt", 3, big_objects())
+    assert not killed.exists() and not other.exists()
+    assert live.exists() and unrelated.exists()
+
+
+def test_a_failed_save_leaves_no_temporary(tmp_path, monkeypatch):
+    def no_space(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(OSError, match="No space"):
+        train.save_checkpoint(tmp_path / "c.pt", 3, big_objects())
+    assert list(tmp_path.iterdir()) == []

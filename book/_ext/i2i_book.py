@@ -19,6 +19,11 @@ It does what Jupyter Book 1.x cannot be configured to do:
    the "ipython3" lexer, and highlighting ``!pip install ...`` as plain Python warns (an error
    under ``-W``); code cells of python notebooks are highlighted as IPython.
 5. **No script twice.** Inline scripts that reach a page twice (sphinx-thebe's) are dropped once.
+6. **The student edition.** Built with the table of contents ``_toc_students.yml`` (``make
+   book-students``), the chapters are the student versions ``notebooks/student/NN_name.ipynb``: their
+   pages link to themselves only (no link to the notebook with the solutions), the note that opens
+   every student version (written for Colab and Jupyter, it links to the full notebook) is left out,
+   and the site's title says "student edition".
 """
 from __future__ import annotations
 
@@ -50,6 +55,12 @@ MATHJAX_PACKAGE = "sphinx-mathjax-offline"
 MATHJAX_FILES = ["tex-chtml.js"]
 MATHJAX_DIRS = ["input", "output/chtml", "ui", "a11y", "sre", "adaptors"]
 
+# The student edition: its table of contents, and the tag of the note that opens every student
+# version (i2icourse.exercises.student.NOTE_TAG; tests/test_book_config.py checks they agree).
+STUDENT_TOC = "_toc_students.yml"
+STUDENT_NOTE_TAG = "student-note"
+STUDENT_EDITION = "student edition"
+
 
 # ------------------------------------------------------------------ repository paths and links
 def _repo_root(app: Sphinx) -> Path:
@@ -61,9 +72,11 @@ def _repo_root(app: Sphinx) -> Path:
     return root
 
 
-def _notebook_paths(app: Sphinx, docname: str) -> tuple[str, str | None] | None:
-    """(repository path of the chapter notebook, of its student version or None) for a page
-    whose source is a notebook under the repository's notebooks/; None for other pages."""
+def _notebook_paths(app: Sphinx, docname: str) -> tuple[str, str | None, str | None] | None:
+    """For a page whose source is a notebook under the repository's notebooks/: (its repository
+    path, the path of the chapter notebook with solutions, of its student version), either of the
+    last two None where there is none (a student version's page has no link to the solutions).
+    None for other pages."""
     source = Path(app.env.doc2path(docname))
     if source.suffix != ".ipynb":
         return None
@@ -74,8 +87,10 @@ def _notebook_paths(app: Sphinx, docname: str) -> tuple[str, str | None] | None:
         return None
     if rel.parts[0] != "notebooks":
         return None
+    if len(rel.parts) > 2 and rel.parts[1] == "student":
+        return rel.as_posix(), None, rel.as_posix()
     student = Path("notebooks", "student", *rel.parts[1:])
-    return rel.as_posix(), student.as_posix() if (root / student).is_file() else None
+    return rel.as_posix(), rel.as_posix(), student.as_posix() if (root / student).is_file() else None
 
 
 def _colab_url(app: Sphinx, repo_path: str) -> str:
@@ -91,7 +106,7 @@ def fix_launch_buttons(app: Sphinx, pagename: str, templatename: str, context: d
     paths = _notebook_paths(app, pagename)
     if paths is None:
         return
-    full, student = paths
+    own, full, student = paths
     path_to_docs = app.config.html_theme_options.get("path_to_docs", "").strip("/")
     theme_path = posixpath.join(path_to_docs, pagename + ".ipynb")
     for group in context.get("header_buttons", []):
@@ -100,8 +115,8 @@ def fix_launch_buttons(app: Sphinx, pagename: str, templatename: str, context: d
         buttons = group["buttons"]
         for button in buttons:
             if "url" in button:
-                button["url"] = button["url"].replace(theme_path, full)
-        if student and _colab_url(app, full) in [b.get("url") for b in buttons]:
+                button["url"] = button["url"].replace(theme_path, own)
+        if full and student and _colab_url(app, full) in [b.get("url") for b in buttons]:
             buttons.append(
                 {
                     "type": "link",
@@ -121,10 +136,14 @@ def add_colab_badges(app: Sphinx, doctree: nodes.document, docname: str) -> None
     paths = _notebook_paths(app, docname)
     if paths is None or not app.config.html_theme_options.get("launch_buttons", {}).get("colab_url"):
         return
-    full, student = paths
+    _, full, student = paths
     icon = posixpath.relpath(COLAB_ICON, posixpath.dirname(docname) or ".")
-    links = [(_colab_url(app, full), "Open in Colab", "The notebook with the solutions", "i2i-colab-full")]
-    if student:
+    if full is None:  # a page of the student edition: its own notebook is the student version
+        links = [(_colab_url(app, student), "Open in Colab",
+                  "The notebook with the exercises, without their solutions", "i2i-colab-student")]
+    else:
+        links = [(_colab_url(app, full), "Open in Colab", "The notebook with the solutions", "i2i-colab-full")]
+    if full and student:
         links.append(
             (_colab_url(app, student), "Open the student version in Colab",
              "The notebook with the exercises' solutions taken out", "i2i-colab-student")
@@ -306,6 +325,33 @@ def tidy_scripts(app: Sphinx, pagename: str, templatename: str, context: dict, d
     scripts[:] = kept
 
 
+# ------------------------------------------------------------------ the student edition
+def is_student_edition(config: Any) -> bool:
+    """Whether the book is being built with the student edition's table of contents."""
+    return Path(str(getattr(config, "external_toc_path", "") or "")).name == STUDENT_TOC
+
+
+def title_student_edition(app: Sphinx, config: Any) -> None:
+    """config-inited: the student edition says so in its title (tab, navigation bar)."""
+    if is_student_edition(config) and STUDENT_EDITION not in config.html_title:
+        config.html_title = f"{config.html_title} ({STUDENT_EDITION})"
+
+
+def drop_student_note(app: Sphinx, docname: str, source: list[str]) -> None:
+    """source-read: a student version's opening note gets MyST-NB's ``remove-cell`` tag.
+
+    The note tells a Colab or Jupyter user where the full notebook is; the student edition's page
+    has its own Colab button, and must not point at the solutions."""
+    if not str(app.env.doc2path(docname)).endswith(".ipynb") or STUDENT_NOTE_TAG not in source[0]:
+        return
+    nb = json.loads(source[0])
+    for cell in nb.get("cells", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if STUDENT_NOTE_TAG in tags and "remove-cell" not in tags:
+            cell["metadata"]["tags"] = [*tags, "remove-cell"]
+    source[0] = json.dumps(nb)
+
+
 # ------------------------------------------------------------------ IPython lexer for code cells
 def ipython_code_cells(app: Sphinx, doctree: nodes.document) -> None:
     """doctree-read: python code cells of notebooks are highlighted with the IPython lexer."""
@@ -320,6 +366,8 @@ def ipython_code_cells(app: Sphinx, doctree: nodes.document) -> None:
 def setup(app: Sphinx) -> dict:
     app.connect("doctree-read", ipython_code_cells)
     app.connect("config-inited", check_mathjax_path)
+    app.connect("config-inited", title_student_edition)
+    app.connect("source-read", drop_student_note)
     app.connect("doctree-resolved", add_colab_badges)
     app.connect("doctree-resolved", replace_widget_views)
     app.connect("html-page-context", fix_launch_buttons, priority=550)
