@@ -42,8 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             path = fetch(name, args.root, mirror=args.mirror, progress=not args.quiet,
                          keep_archive=args.keep_archive)
-        except (DataError, LookupError) as e:
+        except (DataError, LookupError) as e:  # the message says what failed and what to do
             print(f"{name}: failed\n{e}", file=sys.stderr)
+            status = 1
+            continue
+        except OSError as e:  # the disk: full, read-only, no permission
+            print(f"{name}: failed\n{type(e).__name__}: {e}", file=sys.stderr)
             status = 1
             continue
         print(f"{name}: {path}")

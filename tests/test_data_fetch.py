@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import importlib.util
 import io as bytes_io
 import os
@@ -49,6 +50,7 @@ class Server:
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
         self.ignore_range = False
         self.drop_after: dict[str, int] = {}  # path -> bytes sent before the connection drops (once)
+        self.no_length: set[str] = set()  # paths sent without Content-Length: the body ends when the connection does
         self.base = ""
 
     def url(self, path: str) -> str:
@@ -76,7 +78,8 @@ def _handler(state: Server):
             else:
                 self.send_response(200)
             payload = body[start:]
-            self.send_header("Content-Length", str(len(payload)))
+            if self.path not in state.no_length:
+                self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             cut = state.drop_after.pop(self.path, None)
             self.wfile.write(payload if cut is None else payload[:cut])
@@ -236,6 +239,46 @@ def test_a_download_without_checksum_works_but_says_it_is_unverified(server, tmp
         dest = download(server.url("/f.bin"), tmp_path / "f.bin", progress=False)
     assert dest.read_bytes() == b"hello"
 
+@pytest.mark.parametrize("build", [make_tar, make_zip], ids=["tar.gz", "zip"])
+def test_a_download_cut_short_without_length_or_checksum_is_not_installed(server, tmp_path, build):
+    data = build(tmp_path / "toy.archive", toy_files()).read_bytes()
+    server.files["/toy.archive"] = data
+    server.no_length.add("/toy.archive")  # nothing tells the client how long the body is...
+    server.drop_after["/toy.archive"] = len(data) // 2  # ...and the connection closes half-way (once)
+    entry = toy(urls=[server.url("/toy.archive")], filename="toy.archive")
+
+    with pytest.warns(UnverifiedDownloadWarning), pytest.raises(DataError) as err:
+        fetch(entry, progress=False)
+    message = str(err.value)
+    assert "toy.archive" in message and "incomplete" in message and "fetch('toy') again" in message
+    cache = tmp_path / "cache"
+    assert not (cache / "toy").exists() and not (cache / "downloads" / "toy.archive").exists()
+
+    with pytest.warns(UnverifiedDownloadWarning):  # the broken download was deleted: the next fetch starts afresh
+        path = fetch(entry, progress=False)
+    assert sorted(p.name for p in (path / "train").iterdir()) == ["a.png", "b.png"]
+
+
+@pytest.mark.filterwarnings("ignore::i2icourse.data.UnverifiedDownloadWarning")
+def test_an_archive_with_image_files_missing_is_caught_by_the_recorded_count(server, tmp_path):
+    files = toy_files()
+    del files["toy/train/b.png"]  # a well-formed archive that lacks one of the dataset's images
+    data = make_tar(tmp_path / "toy.tar", files, mode="w").read_bytes()
+    server.files["/toy.tar"] = data
+    entry = toy(urls=[server.url("/toy.tar")], filename="toy.tar", n_images=3)
+
+    with pytest.raises(DataError) as err:
+        fetch(entry, progress=False)
+    message = str(err.value)
+    assert "2 image files" in message and "3" in message and "fetch('toy') again" in message
+    assert not (tmp_path / "cache" / "toy").exists() and not (tmp_path / "cache" / "downloads" / "toy.tar").exists()
+
+    archive = make_tar(tmp_path / "short.tar", files, mode="w")
+    with pytest.raises(DataError, match=r"(?s)2 image files.*expected 3.*short\.tar"):
+        extract(archive, tmp_path / "out", entry)
+    assert not (tmp_path / "out").exists()
+    assert extract(make_tar(tmp_path / "whole.tar", toy_files(), mode="w"), tmp_path / "out", entry).is_dir()
+
 
 def test_offline_without_mirror_gives_one_clear_message(tmp_path):
     url = closed_port_url("/facades.tar.gz")
@@ -374,6 +417,180 @@ def test_rar_goes_through_an_external_tool_and_its_output_is_checked(tmp_path, m
     _fake_tool(tmp_path / "good", '/bin/mkdir -p "$5/exploration_database_and_code/pristine_images"\n')
     assert fetch(entry, mirror=tmp_path) == tmp_path / "cache" / "waterloo" / "exploration_database_and_code"
 
+# a -> x/x/.../x/y/../../..: inside the folder while x does not exist; once x -> . exists, it climbs to /
+CHAIN = [("y", "dir", ""), ("a", "sym", "x/" * 20 + "y/" + "../" * 21), ("x", "sym", ".")]
+
+
+@pytest.mark.parametrize("build", [_tar_with, _zip_with], ids=["tar", "zip"])
+def test_a_link_chain_is_refused_and_nothing_is_installed(tmp_path, build):
+    archive = build(tmp_path / "chain.archive", [OK, *CHAIN])
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(UnsafeArchiveError, match="link.*refused"):
+        extract(archive, work / "target")
+    assert tree(work) == set()  # no target, no staging folder, no lock file
+
+
+@pytest.mark.parametrize("build", [_tar_with, _zip_with], ids=["tar", "zip"])
+def test_links_inside_the_folder_are_refused_too(tmp_path, build):
+    archive = build(tmp_path / "links.archive", [OK, ("ok/same", "sym", "readme.txt")])
+    with pytest.raises(UnsafeArchiveError, match="link"):
+        extract(archive, tmp_path / "target")
+    assert not (tmp_path / "target").exists()
+
+
+def test_the_finished_tree_is_checked_whatever_made_it(tmp_path, monkeypatch):
+    archive = tmp_path / "waterloo.rar"
+    archive.write_bytes(b"Rar!\x1a\x07\x01\x00" + b"\x00" * 32)
+    chain = CHAIN[1][2]
+    _fake_tool(tmp_path / "chain", f'cd "$5" && /bin/mkdir y && /bin/ln -s {chain} a && /bin/ln -s . x\n')
+    monkeypatch.setenv("PATH", str(tmp_path / "chain"))
+    with pytest.raises(UnsafeArchiveError, match="link.*refused"):  # the unpacked tree has links: refused
+        extract(archive, tmp_path / "target")
+    assert not (tmp_path / "target").exists()
+
+
+CLASHES = {
+    "file-then-folder": [("a", "file", "x"), ("a/", "file", "")],
+    "file-then-member-below": [("a", "file", "x"), ("a/b.txt", "file", "y")],
+    "folder-then-file": [("a/", "file", ""), ("a", "file", "x")],
+}
+
+
+@pytest.mark.parametrize("members", CLASHES.values(), ids=CLASHES.keys())
+def test_a_zip_with_a_file_and_a_folder_of_the_same_name_gives_a_clear_error(tmp_path, members):
+    archive = _zip_with(tmp_path / "clash.zip", [OK, *members])
+    with pytest.raises(DataError) as err:
+        extract(archive, tmp_path / "target")
+    message = str(err.value)
+    assert "clash.zip" in message and repr(members[1][0]) in message and "same name" in message
+    assert not isinstance(err.value.__cause__, OSError) or err.value.__suppress_context__
+    assert not (tmp_path / "target").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# Two processes at once
+# ----------------------------------------------------------------------------------------------
+
+N_MANY = 3000
+RACER = r"""
+import sys, time
+from pathlib import Path
+from i2icourse.data import Dataset, extract, fetch
+how, archive, target, ready, go, n = sys.argv[1:]
+archive, target = Path(archive), Path(target)
+entry = Dataset(name=target.name, title="many files", licence="test data", citation="none",
+                homepage="http://127.0.0.1/", layout=(".",), urls=("http://127.0.0.1:9/many.zip",),
+                filename=archive.name, subdir="many", n_images=int(n))
+Path(ready).touch()
+while not Path(go).exists():
+    time.sleep(0.002)
+if how == "extract":
+    print(extract(archive, target, entry))
+else:
+    print(fetch(entry, target.parent, mirror=archive.parent, progress=False))
+"""
+
+
+def _race(tmp_path: Path, *args: str, n: int = 2) -> list[subprocess.CompletedProcess]:
+    """Start ``n`` processes running RACER, let them go at the same instant, and wait for all of them."""
+    go = tmp_path / "go"
+    ready = [tmp_path / f"ready{i}" for i in range(n)]
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, *args, str(r), str(go), str(N_MANY)], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in ready]
+    deadline = time.monotonic() + 120
+    while not all(r.exists() for r in ready) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    go.touch()
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        results.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    return results
+
+
+@pytest.mark.parametrize("how", ["extract", "fetch"])
+def test_two_processes_installing_the_same_dataset_both_get_it_whole(tmp_path, how):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    archive = make_zip(mirror / "many.zip", {f"many/{i:05d}.png": b"%d" % i for i in range(N_MANY)})
+    target = tmp_path / "cache" / "many"
+
+    results = _race(tmp_path, how, str(archive), str(target))
+    for r in results:
+        assert r.returncode == 0, r.stderr
+    assert {r.stdout.strip() for r in results} == {str(target / "many")}
+    assert len(list((target / "many").iterdir())) == N_MANY
+    assert (target / ".i2icourse.json").is_file()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["many"]  # no staging folder, no lock file left
+
+
+def test_only_staging_folders_of_processes_that_are_gone_are_removed(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    abandoned = tmp_path / f".out.{gone.pid}.k1ll3d_0.tmp"  # left by a process that was killed
+    live = tmp_path / f".out.{os.getpid()}.running.tmp"  # another install, still going on
+    for folder in (abandoned, live):
+        (folder / "toy").mkdir(parents=True)
+    archive = make_zip(tmp_path / "toy.zip", toy_files())
+
+    assert extract(archive, tmp_path / "out", toy()) == tmp_path / "out" / "toy"
+    assert not abandoned.exists() and (live / "toy").is_dir()
+
+
+LOCK_HOLDER = r"""
+import importlib, sys, time
+from pathlib import Path
+fetch_module = importlib.import_module("i2icourse.data.fetch")
+target, method, held, seconds = sys.argv[1:]
+with fetch_module._dataset_lock(Path(target), method=method):
+    Path(held).touch()
+    time.sleep(float(seconds))
+    Path(held).write_text(repr(time.time()))  # the moment just before the lock is let go
+"""
+
+
+def _hold_lock(tmp_path: Path, method: str, seconds: float) -> tuple[subprocess.Popen, Path]:
+    held = tmp_path / "held"
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(tmp_path / "toy"), method, str(held),
+                               str(seconds)], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not held.exists() and time.monotonic() < deadline and holder.poll() is None:
+        time.sleep(0.01)
+    assert held.exists(), holder.stderr.read() if holder.poll() is not None else "the holder never took the lock"
+    return holder, held
+
+
+@pytest.mark.parametrize("method", ["flock", "pidfile"])
+def test_the_dataset_lock_waits_for_its_holder(tmp_path, method):
+    fetch_module = importlib.import_module("i2icourse.data.fetch")
+    if method == "flock" and not fetch_module.HAVE_FLOCK:
+        pytest.skip("no fcntl.flock on this system")
+    holder, held = _hold_lock(tmp_path, method, seconds=1.0)
+    with fetch_module._dataset_lock(tmp_path / "toy", method=method):
+        got = time.time()
+    assert holder.wait(timeout=60) == 0
+    assert got >= float(held.read_text())
+    assert [p.name for p in tmp_path.iterdir()] == ["held"]  # the lock file is gone with the lock
+
+
+@pytest.mark.parametrize("method", ["flock", "pidfile"])
+def test_the_dataset_lock_of_a_killed_process_does_not_block(tmp_path, method):
+    fetch_module = importlib.import_module("i2icourse.data.fetch")
+    if method == "flock" and not fetch_module.HAVE_FLOCK:
+        pytest.skip("no fcntl.flock on this system")
+    holder, _ = _hold_lock(tmp_path, method, seconds=600)
+    holder.kill()
+    holder.wait(timeout=60)
+    got = threading.Event()
+
+    def take() -> None:
+        with fetch_module._dataset_lock(tmp_path / "toy", method=method):
+            got.set()
+
+    threading.Thread(target=take, daemon=True).start()
+    assert got.wait(timeout=30), "the lock of a killed process was never released"
+
 
 # ----------------------------------------------------------------------------------------------
 # The mirror
@@ -491,6 +708,17 @@ def test_cli_fetches_from_a_mirror_and_fails_with_the_clear_message(tmp_path, ca
     assert main(["cityscapes", "nosuchset", "--root", str(tmp_path / "c")]) == 1
     err = capsys.readouterr().err
     assert "cityscapes-dataset.com" in err and "no dataset named 'nosuchset'" in err
+
+def test_cli_reports_an_archive_that_cannot_be_unpacked_without_a_traceback(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    _zip_with(mirror / get("CBSD68").archive_name, [("a", "file", "x"), ("a/b.png", "file", "y")])
+    result = subprocess.run([sys.executable, str(REPO / "data_scripts" / "download.py"), "CBSD68", "--quiet",
+                             "--mirror", str(mirror), "--root", str(tmp_path / "cache")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "CBSD68: failed" in result.stderr and "'a/b.png'" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
 
 
 def test_data_never_imports_models_or_train():

@@ -19,17 +19,33 @@ fetch never goes online. It returns, in this order,
 3. the archive itself, ``<mirror>/<archive>`` or ``<mirror>/<name>/<archive>``: verified and unpacked
    into the cache exactly as if it had been downloaded.
 
+**Two at once.** Two notebooks, or two users of one shared cache, may fetch the same dataset at the
+same time. Each install holds a lock, the file ``.<name>.lock`` beside ``<name>/`` (see
+:func:`_dataset_lock`): the first process downloads and unpacks, the second waits, then finds the
+complete dataset and returns it. A staging folder ``.<name>.<pid>.*.tmp`` names the process unpacking
+into it, and is removed by a later install only once that process is gone (killed half-way).
+
+**What is verified.** A download is checked against the size and sha256 recorded in the registry. Where
+none is recorded, and the server sends no length either, nothing can tell a complete download from
+one cut short, so the archive is checked when it is unpacked: it must read to its end (gzip, zip and
+RAR carry their own checks), and the dataset must hold the number of image files recorded for it
+(``n_images``). A short dataset is never installed.
+
 **Failures** raise one exception with what failed and what to do next: :class:`DataUnavailableError`
 (offline, server gone, a login needed, not in the mirror), :class:`ChecksumError` (wrong bytes: never
-left under a name that looks complete) and :class:`UnsafeArchiveError` (an archive member that would
-land outside its folder: ``..``, absolute paths, links pointing out, device files).
+left under a name that looks complete), :class:`UnsafeArchiveError` (an archive member that would
+land outside its folder: ``..``, absolute paths, links of any kind, device files) and
+:class:`DataError` (an archive that is damaged, incomplete, or does not hold the dataset).
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.client
 import json
+import lzma
 import os
+import re
 import shutil
 import socket
 import stat
@@ -37,13 +53,15 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import warnings
 import zipfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Iterator, Sequence
+from typing import Iterator, NoReturn, Sequence
 
 from tqdm.auto import tqdm
 
@@ -51,7 +69,13 @@ from i2icourse import REPOSITORY_URL, __version__
 from i2icourse import io as image_io
 from i2icourse.data.registry import Dataset, get
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
 MARKER = ".i2icourse.json"
+HAVE_FLOCK = fcntl is not None  #: whether the dataset lock can use fcntl.flock (else: a pid file)
 _CHUNK = 1 << 20
 _USER_AGENT = f"i2icourse/{__version__} (+{REPOSITORY_URL})"
 
@@ -74,6 +98,15 @@ class UnsafeArchiveError(DataError):
 
 class UnverifiedDownloadWarning(UserWarning):
     """A download that worked but could not be verified: no checksum is recorded for it."""
+
+
+class _BadArchive(DataError):
+    """An archive that cannot be read whole (cut short, damaged, not an archive): a fresh copy should fix it."""
+
+    def __init__(self, archive: Path, problem: str) -> None:
+        self.problem = f"{archive.name}: {problem}"
+        super().__init__(f"{self.problem}\nDelete {archive} (or replace it with a complete copy) and fetch the "
+                         "dataset again.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -120,7 +153,8 @@ def fetch(name: str | Dataset, root: str | Path | None = None, *, mirror: str | 
 
     ``name`` is a registered name (see :func:`i2icourse.data.registry.table`) or a :class:`Dataset`.
     ``verify=False`` skips the sha256 check: only for a file you trust whose publisher changed it.
-    The module docstring says where data goes and how a mirror is searched.
+    Processes that fetch the same dataset at once take turns, and all get the one complete install.
+    The module docstring says where data goes, how a mirror is searched and what is verified.
     """
     entry = name if isinstance(name, Dataset) else get(name)
     target = data_root(root) / entry.name
@@ -132,14 +166,25 @@ def fetch(name: str | Dataset, root: str | Path | None = None, *, mirror: str | 
         found = _mirror_folder(entry, where)
         if found is not None:
             return found
-    if target.exists():  # put there by hand: a manual dataset, or an archive the user unpacked
-        return _adopt(entry, target)
-    if where is not None:
-        return _mirror_archive(entry, where, target, verify=verify)
-    if entry.manual:
-        raise DataUnavailableError(_manual_message(entry, target))
+    with _dataset_lock(target):
+        done = _completed(target)  # installed by another process while this one waited for the lock
+        if done is not None:
+            return done
+        if target.exists():  # put there by hand: a manual dataset, or an archive the user unpacked
+            return _adopt(entry, target)
+        if where is not None:
+            return _mirror_archive(entry, where, target, verify=verify)
+        if entry.manual:
+            raise DataUnavailableError(_manual_message(entry, target))
+        return _download_and_install(entry, target, progress=progress, keep_archive=keep_archive, verify=verify)
+
+
+def _download_and_install(entry: Dataset, target: Path, *, progress: bool, keep_archive: bool,
+                          verify: bool) -> Path:
+    """Download the archive (unless it is already in ``downloads/``), unpack it; a broken download is deleted."""
     archive = target.parent / "downloads" / entry.archive_name
-    if archive.is_file():  # left by keep_archive, or saved there by hand
+    downloaded = not archive.is_file()
+    if not downloaded:  # left by keep_archive, or saved there by hand
         if verify:
             _verify_file(archive, entry.sha256, entry.size)
     else:
@@ -148,7 +193,14 @@ def fetch(name: str | Dataset, root: str | Path | None = None, *, mirror: str | 
                      size=entry.size if verify else None, progress=progress)
         except DataUnavailableError as e:
             raise DataUnavailableError(_offline_message(entry, archive, str(e))) from None
-    path = _install(archive, target, entry)
+    try:
+        path = _install(archive, target, entry)
+    except _BadArchive as e:
+        if not downloaded:
+            raise
+        archive.unlink()
+        raise DataError(f"{e.problem}\nThe download was deleted; call fetch({entry.name!r}) again to download it "
+                        "anew.") from None
     if not keep_archive:
         archive.unlink()
     return path
@@ -164,43 +216,64 @@ def image_files(name: str | Dataset, split: str | None = None, *, root: str | Pa
     return image_io.list_images(folder)
 
 
-def _completed(target: Path) -> Path | None:
-    marker = target / MARKER
-    if not marker.is_file():
-        return None
+def _read_marker(target: Path) -> dict | None:
+    """What the marker in ``target`` says was installed there; None without a readable marker."""
     try:
-        sub = json.loads(marker.read_text()).get("subdir", "")
+        info = json.loads((target / MARKER).read_text())
     except (OSError, ValueError):
         return None
-    path = target / sub
+    return info if isinstance(info, dict) else None
+
+
+def _completed(target: Path) -> Path | None:
+    info = _read_marker(target)
+    if info is None:
+        return None
+    path = target / info.get("subdir", "")
     return path if path.exists() else None
 
 
-def _missing(folder: Path, entry: Dataset) -> list[str]:
-    """What ``folder`` lacks to be ``entry`` (empty when it is complete)."""
+def _count_images(folder: Path) -> int:
+    """The image files in ``folder`` and its subfolders; hidden files and folders (``.name``) do not count."""
+    count = 0
+    for _, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        count += sum(1 for f in files if not f.startswith(".")
+                     and os.path.splitext(f)[1].lower() in image_io.IMAGE_SUFFIXES)
+    return count
+
+
+def _has_images(folder: Path) -> bool:
+    return any(p.suffix.lower() in image_io.IMAGE_SUFFIXES and p.is_file() for p in folder.iterdir())
+
+
+def _missing(folder: Path, entry: Dataset, *, count: bool = True) -> list[str]:
+    """What ``folder`` lacks to be ``entry`` (empty when it is complete); ``count=False`` checks the layout only."""
     if not folder.is_dir():
         return [f"the folder {folder.name}/"]
     missing = [p for p in entry.layout if p != "." and not (folder / p).exists()]
-    if not missing and entry.n_images is not None:
-        found = sum(1 for p in folder.iterdir() if p.suffix.lower() in image_io.IMAGE_SUFFIXES and p.is_file())
+    if "." in entry.layout and not _has_images(folder):
+        missing.append("the images")
+    if count and not missing and entry.n_images is not None:
+        found = _count_images(folder)
         if found != entry.n_images:
-            missing.append(f"{entry.n_images} images (found {found})")
+            missing.append(f"{entry.n_images} image files (found {found})")
     return missing
 
 
-def _locate(folder: Path, entry: Dataset) -> str | None:
+def _locate(folder: Path, entry: Dataset, *, count: bool = True) -> str | None:
     """The folder (relative to ``folder``) that holds ``entry``: its subdir, itself, or a top-level folder."""
     if not folder.is_dir():
         return None
     children = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     for sub in dict.fromkeys((entry.subdir, "", *children)):
-        if (folder / sub).is_dir() and not _missing(folder / sub, entry):
+        if (folder / sub).is_dir() and not _missing(folder / sub, entry, count=count):
             return sub
     return None
 
 
-def _write_marker(folder: Path, entry: Dataset, sub: str, source: str) -> None:
-    info = {"name": entry.name, "subdir": sub, "source": source, "sha256": entry.sha256}
+def _write_marker(folder: Path, entry: Dataset | None, sub: str, source: str) -> None:
+    info = {"name": entry and entry.name, "subdir": sub, "source": source, "sha256": entry and entry.sha256}
     (folder / MARKER).write_text(json.dumps(info, indent=1) + "\n")
 
 
@@ -312,7 +385,9 @@ def download(urls: str | Sequence[str], dest: str | Path, *, sha256: str | None 
     Bytes go to ``dest.part``; a ``.part`` left by an interrupted run is resumed with an HTTP Range
     request (a server that ignores Range sends the whole file, which then replaces the part). Only a
     file of the right ``size`` and ``sha256`` (when given) is renamed to ``dest``; a wrong one is deleted
-    and :class:`ChecksumError` raised. Without a checksum, :class:`UnverifiedDownloadWarning` says so.
+    and :class:`ChecksumError` raised. Without a checksum, :class:`UnverifiedDownloadWarning` says so:
+    then a body cut short by a server that sends no length looks complete here, and only unpacking
+    it (as :func:`fetch` does) can tell.
     """
     urls = [urls] if isinstance(urls, str) else list(urls)
     dest = Path(dest)
@@ -436,6 +511,155 @@ def _check_download(part: Path, name: str, url: str, sha256: str | None, size: i
 
 
 # ----------------------------------------------------------------------------------------------
+# One install at a time
+# ----------------------------------------------------------------------------------------------
+
+def _lock_path(target: Path) -> Path:
+    return target.parent / f".{target.name}.lock"
+
+
+@contextmanager
+def _dataset_lock(target: Path, method: str = "flock" if HAVE_FLOCK else "pidfile") -> Iterator[None]:
+    """Hold the lock of dataset folder ``target``: one process installs it, the others wait their turn.
+
+    The lock is the file ``.<name>.lock`` beside ``target``, holding the owner's process id, and removed
+    when let go. ``"flock"`` (Linux, macOS: wherever :mod:`fcntl` exists) locks it with ``fcntl.flock``,
+    which the system lets go of when the owner exits, even when it is killed. ``"pidfile"`` (elsewhere,
+    e.g. Windows) creates it exclusively (``O_EXCL``); a waiter removes it once its owner no longer
+    runs. The pid file has one gap flock has not: two waiters that find the same dead owner at the same
+    instant may both go on.
+    """
+    path = _lock_path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (_flock(path) if method == "flock" else _pidfile(path)):
+        yield
+
+
+@contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    fd = _take_flock(path)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # while still locked: a waiter that gets this file next sees it gone
+        os.close(fd)
+
+
+@contextmanager
+def _pidfile(path: Path) -> Iterator[None]:
+    _take_pidfile(path)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _take_flock(path: Path) -> int:
+    """Open and flock ``path``, starting again when the file locked was removed by its previous owner."""
+    waiting = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not waiting:
+                    _say_waiting(path)
+                waiting = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            if _is_file_at(fd, path):
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def _take_pidfile(path: Path, poll: float = 0.1) -> None:
+    """Create ``path`` exclusively with this process's id in it, waiting while a running process owns it."""
+    waiting = False
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            owner = _lock_owner(path)
+            if owner is not None and not _process_alive(owner):
+                path.unlink(missing_ok=True)  # left by a process that died holding it
+                continue
+            if not waiting:
+                _say_waiting(path)
+            waiting = True
+            time.sleep(poll)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        return
+
+
+def _is_file_at(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _lock_owner(path: Path) -> int | None:
+    """The process id written in a lock file; None while it is still being written, or unreadable."""
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _say_waiting(path: Path) -> None:
+    owner = _lock_owner(path)
+    print(f"Waiting for {f'process {owner}' if owner else 'another process'}, which is installing "
+          f"{path.name[1:-len('.lock')]!r} into {path.parent} (lock file {path.name}) ...", file=sys.stderr)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine."""
+    if os.name == "nt":
+        return _windows_process_alive(pid)
+    try:
+        os.kill(pid, 0)  # signal 0 sends nothing: it only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def _windows_process_alive(pid: int) -> bool:
+    import ctypes  # os.kill(pid, 0) would end the process on Windows
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return ctypes.get_last_error() == 5  # ERROR_ACCESS_DENIED: it exists, under another user
+    try:
+        code = ctypes.c_ulong()
+        return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+def _staging_owner(folder: Path, target: Path) -> int | None:
+    """The process that unpacks into staging folder ``folder`` (``.<target>.<pid>.<random>.tmp``), if it is one."""
+    found = re.fullmatch(rf"\.{re.escape(target.name)}\.(\d+)\.[a-z0-9_]+\.tmp", folder.name)
+    return int(found.group(1)) if found else None
+
+
+def _remove_abandoned_staging(target: Path) -> None:
+    """Remove the staging folders of ``target`` whose process is gone: installs killed half-way."""
+    for folder in target.parent.iterdir():
+        owner = _staging_owner(folder, target)
+        if owner is not None and not _process_alive(owner):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------
 # unpack
 # ----------------------------------------------------------------------------------------------
 
@@ -455,37 +679,69 @@ def archive_kind(path: str | Path) -> str | None:
 def extract(archive: str | Path, target: str | Path, entry: Dataset | None = None) -> Path:
     """Unpack ``archive`` safely into the new folder ``target``, all at once or not at all.
 
-    Members go to a temporary folder beside ``target`` and are checked one by one: none may land
-    outside it (``..``, absolute paths, symbolic or hard links pointing out), and device files are
-    refused (:class:`UnsafeArchiveError`). The folder is renamed to ``target`` only when complete (and,
-    given ``entry``, only when it holds that dataset's layout), with a marker file inside. Returns the
-    folder holding the data: ``target``, or the entry's folder inside it.
+    Members go to a staging folder beside ``target`` and are checked one by one: none may land outside
+    it (``..``, absolute paths), and links (symbolic or hard) and device files are refused
+    (:class:`UnsafeArchiveError`): no registered dataset needs a link, and a chain of links that each
+    point inside can still lead out. The finished tree is checked again, whatever the archive's kind.
+    The folder is renamed to ``target`` only when complete (and, given ``entry``, only when it holds that
+    dataset's layout and its ``n_images`` image files), with a marker file inside. Returns the folder
+    holding the data: ``target``, or the entry's folder inside it.
+
+    Two processes extracting into one ``target`` take turns (:func:`_dataset_lock`); the second finds
+    the first one's install of the same archive and returns it. Any other existing ``target`` is an error.
     """
     archive, target = Path(archive), Path(target)
+    with _dataset_lock(target):
+        installed = _installed_from(target, archive, entry)
+        if installed is not None:
+            return installed
+        return _extract_locked(archive, target, entry)
+
+
+def _source(archive: Path) -> str:
+    return str(archive.absolute())
+
+
+def _installed_from(target: Path, archive: Path, entry: Dataset | None) -> Path | None:
+    """The data folder in ``target`` if its marker says it was unpacked from ``archive`` as ``entry``."""
+    info = _read_marker(target)
+    if info is None or info.get("source") != _source(archive) or info.get("name") != (entry and entry.name):
+        return None
+    path = target / info.get("subdir", "")
+    return path if path.exists() else None
+
+
+def _extract_locked(archive: Path, target: Path, entry: Dataset | None) -> Path:
+    """:func:`extract`, for a caller that holds the dataset's lock."""
     if target.exists():
         raise DataError(f"{target} already exists: unpack into a new folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{target.name}.*.tmp"):  # left by a run that was killed
-        shutil.rmtree(stale, ignore_errors=True)
+    _remove_abandoned_staging(target)
     with _staging(target) as tmp:
         _unpack(archive, tmp)
-        sub = ""
-        if entry is not None:
-            found = _locate(tmp, entry)
-            if found is None:
-                top = ", ".join(sorted(p.name for p in tmp.iterdir())) or "nothing"
-                raise DataError(f"{archive.name} was unpacked, but it does not hold {entry.name!r}: it lacks "
-                                f"{', '.join(_missing(tmp / entry.subdir, entry))} (its top level: {top})")
-            sub = found
-            _write_marker(tmp, entry, sub, source=str(archive))
-        else:
-            (tmp / MARKER).write_text(json.dumps({"subdir": "", "source": str(archive)}) + "\n")
+        _check_tree(archive, tmp)
+        sub = "" if entry is None else _dataset_folder(archive, tmp, entry)
+        _write_marker(tmp, entry, sub, source=_source(archive))
     return target / sub
+
+
+def _dataset_folder(archive: Path, tmp: Path, entry: Dataset) -> str:
+    """The folder in the unpacked ``tmp`` that holds ``entry``, complete; an error says what is missing."""
+    found = _locate(tmp, entry)
+    if found is not None:
+        return found
+    laid_out = _locate(tmp, entry, count=False)
+    if laid_out is not None:  # the layout is there, but not every image file
+        raise _BadArchive(archive, f"it holds {_count_images(tmp / laid_out)} image files of {entry.name!r}, "
+                                   f"expected {entry.n_images}: the archive is incomplete (a download cut short?) "
+                                   "or another version of the dataset.")
+    top = ", ".join(sorted(p.name for p in tmp.iterdir())) or "nothing"
+    raise DataError(f"{archive.name} was unpacked, but it does not hold {entry.name!r}: it lacks "
+                    f"{', '.join(_missing(tmp / entry.subdir, entry))} (its top level: {top})")
 
 
 def _install(archive: Path, target: Path, entry: Dataset) -> Path:
     try:
-        return extract(archive, target, entry)
+        return _extract_locked(archive, target, entry)
     except _NoRarTool as e:
         raise DataUnavailableError(
             f"{e}\nOr unpack it yourself so that {target} holds "
@@ -495,7 +751,8 @@ def _install(archive: Path, target: Path, entry: Dataset) -> Path:
 
 @contextmanager
 def _staging(target: Path) -> Iterator[Path]:
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    """A new folder ``.<target>.<pid>.<random>.tmp`` beside ``target``, renamed to ``target`` at the end."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
     try:
         tmp.chmod(0o755)
         yield tmp
@@ -505,19 +762,36 @@ def _staging(target: Path) -> Iterator[Path]:
         raise
 
 
+_DAMAGED = (EOFError, zlib.error, tarfile.ReadError, zipfile.BadZipFile, gzip.BadGzipFile, lzma.LZMAError)
+_COMPRESSED = {b"PK\x03\x04": "a zip archive", b"\x1f\x8b": "a gzip file", b"BZh": "a bzip2 file",
+               b"\xfd7zXZ": "an xz file"}
+
+
 def _unpack(archive: Path, dest: Path) -> None:
     kind = archive_kind(archive)
-    if kind == "zip":
-        _unzip(archive, dest)
-    elif kind == "tar":
-        _untar(archive, dest)
-    elif kind == "rar":
-        _unrar(archive, dest)
-    else:
-        with open(archive, "rb") as f:
-            head = f.read(16)
-        raise DataError(f"{archive}: not a zip, tar or rar archive (it starts with {head!r}); "
-                        "a download that is an HTML error page looks like this")
+    try:
+        if kind == "zip":
+            _unzip(archive, dest)
+        elif kind == "tar":
+            _untar(archive, dest)
+        elif kind == "rar":
+            _unrar(archive, dest)
+        else:
+            _not_an_archive(archive)
+    except _DAMAGED as e:  # the data ends early, or fails its own check (CRC)
+        raise _BadArchive(archive, f"the archive is damaged or incomplete ({type(e).__name__}: {e}); "
+                                   "a download cut short looks like this.") from None
+
+
+def _not_an_archive(archive: Path) -> NoReturn:
+    with open(archive, "rb") as f:
+        head = f.read(16)
+    for magic, what in _COMPRESSED.items():
+        if head.startswith(magic):
+            raise _BadArchive(archive, f"it starts as {what} but cannot be read to its end: it is "
+                                       "incomplete (a download cut short?) or damaged.")
+    raise _BadArchive(archive, f"not a zip, tar or rar archive (it starts with {head!r}); a download that is "
+                               "an HTML error page looks like this.")
 
 
 def _within(path: str, root: str) -> bool:
@@ -534,25 +808,25 @@ def _check_name(archive: Path, name: str) -> None:
         raise UnsafeArchiveError(f"{archive.name}: member {name!r} climbs out with '..'; refused")
 
 
-def _check_destination(archive: Path, dest: Path, name: str, follow_last: bool) -> Path:
-    """Where member ``name`` will be written, checked against what is already on disk (links included)."""
-    root = os.path.realpath(dest)
-    path = dest / name
-    real = os.path.realpath(path) if follow_last else os.path.join(os.path.realpath(path.parent), path.name)
-    if not _within(real, root):
-        raise UnsafeArchiveError(f"{archive.name}: member {name!r} would be written outside the target "
-                                 f"folder (through a link); refused")
-    return path
+def _refuse_link(archive: Path, name: str, kind: str) -> NoReturn:
+    raise UnsafeArchiveError(f"{archive.name}: member {name!r} is a {kind}; dataset archives never need links "
+                             "(a chain of them can lead out of the folder), so it is refused")
 
 
-def _check_link(archive: Path, dest: Path, name: str, link: str, hard: bool) -> None:
-    kind = "hard link" if hard else "link"
-    if not link or link.replace("\\", "/").startswith("/") or PureWindowsPath(link).drive:
-        raise UnsafeArchiveError(f"{archive.name}: member {name!r} is a {kind} to the absolute path {link!r}; refused")
-    base = dest if hard else (dest / name).parent  # hard links name archive paths, symlinks are relative
-    if not _within(os.path.realpath(base / link), os.path.realpath(dest)):
-        raise UnsafeArchiveError(f"{archive.name}: member {name!r} is a {kind} to {link!r}, outside the "
-                                 "target folder; refused")
+def _refuse_special(archive: Path, name: str) -> NoReturn:
+    raise UnsafeArchiveError(f"{archive.name}: member {name!r} is a device file, FIFO or other special file; "
+                             "refused")
+
+
+@contextmanager
+def _name_clash(archive: Path, name: str) -> Iterator[None]:
+    """Turn the error of a member whose path is taken (a file and a folder of one name) into a message."""
+    try:
+        yield
+    except (FileExistsError, NotADirectoryError, IsADirectoryError) as e:
+        raise DataError(f"{archive.name}: member {name!r} cannot be unpacked: the archive holds a file and a "
+                        f"folder of the same name on its path ({e.strerror}). The archive is damaged or was "
+                        "not made for a file system: get a fresh copy, or report it to its publisher.") from None
 
 
 def _untar(archive: Path, dest: Path) -> None:
@@ -560,17 +834,17 @@ def _untar(archive: Path, dest: Path) -> None:
     with tarfile.open(archive) as tar:
         for member in tar:
             _check_name(archive, member.name)
-            if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
-                raise UnsafeArchiveError(f"{archive.name}: member {member.name!r} is a device file, FIFO or "
-                                         "other special file; refused")
-            link = member.issym() or member.islnk()
-            if link:
-                _check_link(archive, dest, member.name, member.linkname, hard=member.islnk())
-            _check_destination(archive, dest, member.name, follow_last=not link)
-            try:
-                tar.extract(member, dest, set_attrs=False, **extra)
-            except tarfile.TarError as e:  # FilterError and friends
-                raise UnsafeArchiveError(f"{archive.name}: member {member.name!r} refused: {e}") from None
+            if member.issym() or member.islnk():
+                _refuse_link(archive, member.name, "hard link" if member.islnk() else "symbolic link")
+            if not (member.isreg() or member.isdir()):
+                _refuse_special(archive, member.name)
+            with _name_clash(archive, member.name):
+                try:
+                    tar.extract(member, dest, set_attrs=False, **extra)
+                except tarfile.ReadError:
+                    raise  # the data ends early: damaged, not unsafe
+                except tarfile.TarError as e:  # FilterError and friends
+                    raise UnsafeArchiveError(f"{archive.name}: member {member.name!r} refused: {e}") from None
 
 
 def _unzip(archive: Path, dest: Path) -> None:
@@ -579,25 +853,22 @@ def _unzip(archive: Path, dest: Path) -> None:
             name = info.filename
             _check_name(archive, name)
             kind = stat.S_IFMT(info.external_attr >> 16)
-            if kind not in (0, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):
-                raise UnsafeArchiveError(f"{archive.name}: member {name!r} is a device file, FIFO or other "
-                                         "special file; refused")
             if kind == stat.S_IFLNK:
-                link = zf.read(info).decode("utf-8")
-                _check_link(archive, dest, name, link, hard=False)
-                path = _check_destination(archive, dest, name.rstrip("/"), follow_last=False)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                if os.path.lexists(path):
-                    path.unlink()
-                os.symlink(link, path)
-                continue
-            path = _check_destination(archive, dest, name.rstrip("/"), follow_last=True)
-            if info.is_dir() or kind == stat.S_IFDIR:
-                path.mkdir(parents=True, exist_ok=True)
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(path, "wb") as out:
-                shutil.copyfileobj(src, out, _CHUNK)
+                _refuse_link(archive, name, "symbolic link")
+            if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+                _refuse_special(archive, name)
+            with _name_clash(archive, name):
+                _unzip_member(zf, info, dest)
+
+
+def _unzip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path) -> None:
+    path = dest / info.filename.rstrip("/")
+    if info.is_dir() or stat.S_IFMT(info.external_attr >> 16) == stat.S_IFDIR:
+        path.mkdir(parents=True, exist_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zf.open(info) as src, open(path, "wb") as out:
+        shutil.copyfileobj(src, out, _CHUNK)
 
 
 class _NoRarTool(DataUnavailableError):
@@ -605,7 +876,7 @@ class _NoRarTool(DataUnavailableError):
 
 
 def _unrar(archive: Path, dest: Path) -> None:
-    """RAR needs an external program (they refuse '..' themselves); the result is checked afterwards."""
+    """RAR needs an external program (they refuse '..' themselves); extract() checks the result afterwards."""
     commands = {"unrar": ["x", "-o+", "-y", str(archive), str(dest) + os.sep],
                 "7z": ["x", "-y", f"-o{dest}", str(archive)],
                 "bsdtar": ["-xf", str(archive), "-C", str(dest)]}
@@ -616,21 +887,25 @@ def _unrar(archive: Path, dest: Path) -> None:
         result = subprocess.run([exe, *args], capture_output=True, text=True)
         if result.returncode != 0:
             raise DataError(f"{tool} could not unpack {archive}: {(result.stderr or result.stdout).strip()[-500:]}")
-        _check_tree(archive, dest)
         return
     raise _NoRarTool(f"{archive} is a RAR archive and Python cannot unpack RAR by itself: install unrar, 7z "
                      "or bsdtar (on Colab or Debian: apt-get install unrar) and call fetch again.")
 
 
 def _check_tree(archive: Path, dest: Path) -> None:
+    """Check what unpacking left in ``dest``, whatever wrote it: plain files and folders only, no links."""
     root = os.path.realpath(dest)
     for folder, dirs, files in os.walk(dest):
         for name in dirs + files:
             path = os.path.join(folder, name)
-            mode = os.lstat(path).st_mode
-            if stat.S_ISLNK(mode):
-                if not _within(os.path.realpath(path), root):
-                    raise UnsafeArchiveError(f"{archive.name}: {os.path.relpath(path, dest)!r} is a link to "
-                                             f"{os.readlink(path)!r}, outside the target folder; refused")
-            elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                raise UnsafeArchiveError(f"{archive.name}: {os.path.relpath(path, dest)!r} is a special file; refused")
+            where = os.path.relpath(path, dest)
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
+                out = "" if _within(os.path.realpath(path), root) else ", outside the target folder"
+                raise UnsafeArchiveError(f"{archive.name}: {where!r} is a link to {os.readlink(path)!r}{out}; "
+                                         "dataset archives never need links, so it is refused")
+            if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+                raise UnsafeArchiveError(f"{archive.name}: {where!r} is a hard link (one file under two names); "
+                                         "refused")
+            if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+                raise UnsafeArchiveError(f"{archive.name}: {where!r} is a special file; refused")

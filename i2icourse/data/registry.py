@@ -1,8 +1,11 @@
 """The datasets the course uses: where each one comes from, on what terms, and what the user gets.
 
-One :class:`Dataset` entry per name: the archive's address(es), its size and sha256 where a source
-for them exists (``None`` otherwise: the download still works, and :func:`~i2icourse.data.fetch.fetch`
-says that it could not verify it), the licence, the citation key, and the layout after unpacking.
+One :class:`Dataset` entry per name: the archive's address(es), the licence, the citation key, the
+layout after unpacking, and what lets :func:`~i2icourse.data.fetch.fetch` verify what it installs:
+the archive's size and sha256 where a source for them exists, otherwise the number of image files
+of the unpacked dataset (``n_images``) where it is known for certain. A download that neither can
+check is verified only by the archive's own checks (gzip's, zip's and RAR's CRCs and lengths), which
+catch a download cut short but not a different version.
 Datasets that need a login or a form (Cityscapes, the TU Graz drone set) carry a ``manual`` note
 instead of a URL, and ``fetch`` explains it rather than trying.
 
@@ -37,7 +40,7 @@ class Dataset:
     sha256: str | None = None          #: of the archive, only where a source for it exists
     size: int | None = None            #: of the archive in bytes, likewise
     subdir: str = ""                   #: the folder inside the archive that fetch returns
-    n_images: int | None = None        #: image files directly in the returned folder, checked when given
+    n_images: int | None = None        #: image files in the returned folder and below, checked after unpacking
     splits: Mapping[str, str] = field(default_factory=dict)  #: split name -> folder, for image_files()
     mirror_paths: tuple[str, ...] = ()  #: where a data mirror may hold it unpacked (besides <mirror>/<name>)
     aliases: tuple[str, ...] = ()      #: other names fetch() accepts
@@ -52,6 +55,8 @@ class Dataset:
                 raise ValueError(f"dataset {self.name!r}: not an http(s) URL: {url}")
         if self.sha256 is not None and not _SHA256.fullmatch(self.sha256):
             raise ValueError(f"dataset {self.name!r}: sha256 must be 64 lower-case hex digits")
+        if self.n_images is not None and self.n_images < 1:
+            raise ValueError(f"dataset {self.name!r}: n_images must be positive")
         if not self.layout:
             raise ValueError(f"dataset {self.name!r}: the layout must name at least one path ('.' for the folder)")
 
@@ -98,8 +103,8 @@ DATASETS: tuple[Dataset, ...] = (
         homepage="https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/resources.html",
         urls=("https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/BSR/BSR_bsds500.tgz",
               "http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/BSR/BSR_bsds500.tgz"),
-        # No sha256 published by Berkeley.
-        subdir="BSR/BSDS500/data",
+        # No sha256 published by Berkeley; its 500 JPEGs (200 train, 100 val, 200 test) are counted instead.
+        subdir="BSR/BSDS500/data", n_images=500,
         layout=("images/train", "images/val", "images/test", "groundTruth/train"),
         splits={"train": "images/train", "val": "images/val", "test": "images/test"},
         aliases=("BSD", "BSD500", "BSDS"),
@@ -120,7 +125,8 @@ DATASETS: tuple[Dataset, ...] = (
         homepage="https://ece.uwaterloo.ca/~k29ma/exploration/",
         urls=("https://ivc.uwaterloo.ca/database/WaterlooExploration/exploration_database_and_code.rar",
               "http://ivc.uwaterloo.ca/database/WaterlooExploration/exploration_database_and_code.rar"),
-        # No published checksum.
+        # No published checksum. No file count either: 4,744 photos are in pristine_images/, but what else
+        # the archive holds is not known for certain; unrar's own checks catch a download cut short.
         subdir="exploration_database_and_code", layout=("pristine_images",),
         aliases=("WED", "waterloo_exploration"),
         notes="A RAR archive: unpacking it needs unrar, 7z or bsdtar on the PATH (Python cannot read RAR)."),
@@ -142,8 +148,8 @@ DATASETS: tuple[Dataset, ...] = (
         licence="research use; cite the CMP Facade Database", citation="tylecek2013spatial",
         homepage="https://cmp.felk.cvut.cz/~tylecr1/facade/",
         urls=("http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/facades.tar.gz",),
-        # No published checksum.
-        subdir="facades", layout=("train", "val", "test"),
+        # No published checksum; its 606 JPEGs (400 train, 100 val, 106 test) are counted instead.
+        subdir="facades", layout=("train", "val", "test"), n_images=606,
         notes="Each JPEG is 512x256: the photo (A) on the left, the label map (B) on the right; "
               "pix2pix trains B->A. 400 train, 100 val, 106 test."),
     Dataset(
@@ -152,8 +158,8 @@ DATASETS: tuple[Dataset, ...] = (
         citation="isola2017image",
         homepage="https://phillipi.github.io/pix2pix/",
         urls=("http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/maps.tar.gz",),
-        # No published checksum.
-        subdir="maps", layout=("train", "val"),
+        # No published checksum; its 2,194 JPEGs (1,096 train, 1,098 val) are counted instead.
+        subdir="maps", layout=("train", "val"), n_images=2194,
         notes="Each JPEG is 1200x600: the aerial photo (A) on the left, the map (B) on the right."),
     Dataset(
         name="cityscapes", title="Cityscapes: street scenes with fine semantic labels (labels->photo in pix2pix)",
@@ -196,7 +202,8 @@ DATASETS: tuple[Dataset, ...] = (
         licence="research use; terms on the project page", citation="ignatov2017dslr",
         homepage="http://people.ee.ethz.ch/~ihnatova/",
         urls=("https://download.ai-benchmark.com/s/dWZz5RD9kHpedix/download/dped.gz",),
-        # No published checksum. The file is a gzipped tar despite its name.
+        # No published checksum and no file count known for certain; gzip's own length and CRC catch a
+        # download cut short. The file is a gzipped tar despite its name.
         subdir="dped", layout=("iphone", "blackberry", "sony"),
         notes="<phone>/training_data/{<phone>,canon}/ and <phone>/test_data/patches/ hold matching patches."),
     Dataset(
@@ -204,7 +211,8 @@ DATASETS: tuple[Dataset, ...] = (
         licence="free for research; acknowledge the Yale Face Database B", citation="lee2005acquiring",
         homepage="http://vision.ucsd.edu/~leekc/ExtYaleDatabase/ExtYaleB.html",
         urls=("http://vision.ucsd.edu/extyaleb/CroppedYaleBZip/CroppedYale.zip",),
-        # No published checksum.
+        # No published checksum and no file count known for certain; the zip's own directory and CRCs
+        # catch a download cut short.
         subdir="CroppedYale", layout=("yaleB01", "yaleB39"),
         aliases=("yaleb", "extended_yale_b", "CroppedYale"),
         notes="168x192 grey PGMs, one folder per person (yaleB01..yaleB39, no yaleB14); also cite "
@@ -259,12 +267,21 @@ def human_size(n: int | None) -> str:
     return f"{size:.1f} GiB"
 
 
+def _verified_by(d: Dataset) -> str:
+    """What fetch checks the dataset against: 'sha256', 'size', 'N images', or '-' (only the archive's own checks)."""
+    if d.sha256:
+        return "sha256"
+    if d.size is not None:
+        return "size"
+    return f"{d.n_images} images" if d.n_images is not None else "-"
+
+
 def table() -> str:
-    """The registry as a text table: name, archive size, whether a checksum is recorded, source, licence."""
-    rows = [("name", "size", "sha256", "source", "licence")]
+    """The registry as a text table: name, archive size, what a download is verified by, source, licence."""
+    rows = [("name", "size", "verified by", "source", "licence")]
     for d in DATASETS:
         source = "manual" if d.manual else "download (RAR)" if (d.archive_name or "").endswith(".rar") else "download"
-        rows.append((d.name, human_size(d.size), "yes" if d.sha256 else "-", source, d.licence))
+        rows.append((d.name, human_size(d.size), _verified_by(d), source, d.licence))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = [f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:<{widths[2]}}  {e:<{widths[3]}}  {f}" for a, b, c, e, f in rows]
     lines.insert(1, "-" * max(len(line) for line in lines))
