@@ -16,13 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from i2icourse.io import check_image, from_numpy, to_numpy
-
-
-def gaussian_kernel1d(size: int, sigma: float) -> torch.Tensor:
-    """A normalised 1-D Gaussian of ``size`` taps (odd) and standard deviation ``sigma``."""
-    x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    k = torch.exp(-(x ** 2) / (2 * sigma ** 2))
-    return k / k.sum()
+from i2icourse.metrics import gaussian_window
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float, size: int | None = None) -> torch.Tensor:
@@ -34,7 +28,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float, size: int | None = None) -> tor
     if sigma <= 0:
         return x.clone()
     size = size or 2 * int(np.ceil(3 * sigma)) + 1
-    k = gaussian_kernel1d(size, sigma).to(x)
+    k = gaussian_window(size, sigma).to(x)
     xb = x if x.dim() == 4 else x.unsqueeze(0)
     c = xb.shape[1]
     pad = size // 2

@@ -59,7 +59,10 @@ RULES = {  # module (file or folder) -> package modules it must not import
     "models": {"i2icourse.data", "i2icourse.train", "i2icourse.plot", "i2icourse.metrics", "i2icourse.losses",
                "i2icourse.recipes", "i2icourse.checks", "i2icourse.exercises"},
     "data": {"i2icourse.models", "i2icourse.train", "i2icourse.recipes", "i2icourse.checks"},
-    "metrics.py": {"i2icourse.losses", "i2icourse.models", "i2icourse.data", "i2icourse.train"},
+    "metrics.py": {"i2icourse.losses", "i2icourse.models", "i2icourse.data", "i2icourse.train",
+                   "i2icourse.distortions"},
+    "distortions.py": {"i2icourse.losses", "i2icourse.models", "i2icourse.data", "i2icourse.train",
+                       "i2icourse.recipes"},
 }
 
 

@@ -96,15 +96,17 @@ def _mode(x: torch.Tensor, mode: str) -> torch.Tensor:
 # The dataset
 # ----------------------------------------------------------------------------------------------
 
-def joint_transform(size: int, load_size: int | None = None, flip: bool = True) -> v2.Transform:
-    """pix2pix's random jitter: resize to ``load_size`` (286 for 256), random crop ``size``, horizontal flip.
+def crop_transform(size: int, load_size: int | None = None, flip: bool = True, train: bool = True) -> v2.Transform:
+    """pix2pix's and CycleGAN's random jitter: resize to ``load_size`` (286 for 256), random crop ``size``,
+    horizontal flip; with ``train=False`` the same resize and a centre crop, nothing random.
 
     Without ``load_size`` the crop is taken at the stored resolution (crops from large photos).
-    Call it on two ``tv_tensors.Image`` at once: both get the same parameters.
+    Called on two ``tv_tensors.Image`` at once, both get the same parameters (pix2pix's aligned pairs);
+    called on one image at a time, each gets its own (CycleGAN's unaligned domains).
     """
-    steps: list[v2.Transform] = []
-    if load_size is not None:
-        steps.append(v2.Resize(load_size, antialias=True))
+    steps: list[v2.Transform] = [v2.Resize(load_size, antialias=True)] if load_size is not None else []
+    if not train:
+        return v2.Compose(steps + [v2.CenterCrop(size)])
     steps.append(v2.RandomCrop(size))
     if flip:
         steps.append(v2.RandomHorizontalFlip(0.5))
@@ -131,11 +133,7 @@ class AlignedDataset(Dataset):
             if a.shape[-2:] != b.shape[-2:]:
                 raise ValueError(f"pair {i}: A is {tuple(a.shape)}, B is {tuple(b.shape)}: not aligned")
         self.size, self.repeat, self.train, self.pair_transform = size, repeat, train, transform
-        if train:
-            self.transform = joint_transform(size, load_size, flip)
-        else:
-            self.transform = v2.Compose(([v2.Resize(load_size, antialias=True)] if load_size else [])
-                                        + [v2.CenterCrop(size)])
+        self.transform = crop_transform(size, load_size, flip, train)
 
     def __len__(self) -> int:
         return len(self.pairs) * self.repeat

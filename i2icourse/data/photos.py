@@ -38,7 +38,8 @@ def fit(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     return x if (ch, cw) == (h, w) else image_io.resize(x, size=(h, w))
 
 
-def _channels(x: torch.Tensor, mode: image_io.Mode) -> torch.Tensor:
+def to_mode(x: torch.Tensor, mode: image_io.Mode) -> torch.Tensor:
+    """A (C,H,W) photo with the channels of ``mode``: ``grey`` 1 (ITU-R 601 luma), ``rgb`` 3, ``keep`` as it is."""
     if mode == "grey":
         return image_io.rgb_to_grey(x)
     if mode == "rgb" and x.shape[-3] == 1:
@@ -62,7 +63,7 @@ def skimage_photos(names: Sequence[str] | None = None, size: int | tuple[int, in
         raise ValueError(f"not a bundled scikit-image photo: {', '.join(unknown)}; choose from {', '.join(PHOTOS)}")
     photos = {}
     for name in names:
-        x = _channels(image_io.from_numpy(getattr(skimage.data, name)(), f"skimage.data.{name}"), mode)
+        x = to_mode(image_io.from_numpy(getattr(skimage.data, name)(), f"skimage.data.{name}"), mode)
         photos[name] = fit(x, size) if size is not None else x
     return photos
 

@@ -24,10 +24,10 @@ from typing import Sequence
 
 import torch
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
 from i2icourse import distortions
 from i2icourse import io as image_io
+from i2icourse.data.paired import crop_transform
 
 #: The dusk grade's exponents per channel (R, G, B): < 1 brightens, > 1 darkens.
 DUSK_GAMMA = (0.7, 1.0, 1.6)
@@ -102,11 +102,7 @@ class UnalignedDataset(Dataset):
         if not self.A or not self.B:
             raise ValueError("UnalignedDataset: domain A or B is empty")
         self.size, self.train, self.repeat, self.seed = size, train, repeat, seed
-        resize = [v2.Resize(load_size, antialias=True)] if load_size else []
-        if train:
-            self.transform = v2.Compose(resize + [v2.RandomCrop(size)] + ([v2.RandomHorizontalFlip(0.5)] if flip else []))
-        else:
-            self.transform = v2.Compose(resize + [v2.CenterCrop(size)])
+        self.transform = crop_transform(size, load_size, flip, train)
 
     def __len__(self) -> int:
         return max(len(self.A), len(self.B)) * self.repeat
