@@ -5,17 +5,15 @@ check tries the answer on a few small inputs against a reference computation and
 one-line success message or raises :class:`Wrong` saying what differs (shape, range, the value at a
 point) without giving the solution away. Checks run offline in seconds on a CPU, and need no widgets.
 
-When the environment variable ``I2I_CHECK_LOG`` names a file, every result is also appended to it
-as a JSON line ``{"label", "passed", "message", "error"}``: that is how the autograder
-(``python -m i2icourse.exercises grade``) sees the results.
+What :func:`check` prints is for the student only. The autograder (``python -m i2icourse.exercises
+grade``) does not read it: after a submission's cells have run, it tests the answers itself with a
+fresh copy of this module (:mod:`i2icourse.exercises.judge`).
 
 Nothing in the package imports this module: it sits on top, next to :mod:`i2icourse.exercises`.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 from typing import Any, Callable
 
 import torch
@@ -57,8 +55,8 @@ def passes(label: str, answer: Any) -> bool:
     """Test ``answer`` with the check of exercise ``label``; print PASS or FAIL and return whether it passed.
 
     A ``NotImplementedError`` raised by the answer (an unfinished stub) propagates unchanged. Any
-    other exception raised by the answer prints a FAIL line, is recorded, and is raised again so
-    that the cell shows its traceback.
+    other exception raised by the answer prints a FAIL line and is raised again, so that the cell
+    shows its traceback.
     """
     if label not in CHECKS:
         raise KeyError(f"no check is registered for {label!r} (known: {', '.join(sorted(CHECKS))})")
@@ -69,18 +67,14 @@ def passes(label: str, answer: Any) -> bool:
     except Wrong as e:
         return _report(label, False, str(e))
     except Exception as e:
-        _report(label, False, f"your code raised {type(e).__name__}: {e}", error=type(e).__name__)
+        _report(label, False, f"your code raised {type(e).__name__}: {e}")
         raise
     return _report(label, True, message)
 
 
-def _report(label: str, passed: bool, message: str, error: str | None = None) -> bool:
-    """Print the result and append it to ``$I2I_CHECK_LOG`` when that is set."""
+def _report(label: str, passed: bool, message: str) -> bool:
+    """Print the result for the student; return whether it passed."""
     print(f"{'PASS' if passed else 'FAIL'} {label}: {message}")
-    log = os.environ.get("I2I_CHECK_LOG")
-    if log:
-        with open(log, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"label": label, "passed": passed, "message": message, "error": error}) + "\n")
     return passed
 
 

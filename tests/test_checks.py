@@ -1,6 +1,4 @@
 """The exercise checks pass right answers, fail typical wrong ones, and let unfinished stubs raise."""
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -106,27 +104,21 @@ def test_typical_wrong_answers_fail(label, name, answer, hint, capsys):
     assert out.startswith(f"FAIL {label}: ") and hint in out, out
 
 
-def test_an_answer_that_raises_fails_and_raises_again(tmp_path, monkeypatch, capsys):
-    log = tmp_path / "checks.jsonl"
-    monkeypatch.setenv("I2I_CHECK_LOG", str(log))
+def test_an_answer_that_raises_fails_and_raises_again(capsys):
     with pytest.raises(ZeroDivisionError):
         check("ex-00-1", lambda x, y, data_range=1.0: 1 / 0)
     assert "FAIL ex-00-1: your code raised ZeroDivisionError" in capsys.readouterr().out
-    record = json.loads(log.read_text())
-    assert record["label"] == "ex-00-1" and record["passed"] is False and record["error"] == "ZeroDivisionError"
 
 
-def test_results_are_logged_when_asked(tmp_path, monkeypatch):
+def test_results_are_printed_for_the_student_only(tmp_path, monkeypatch, capsys):
+    """The grader runs the checks itself: a check writes no result anywhere a notebook could forge one."""
     log = tmp_path / "checks.jsonl"
     monkeypatch.setenv("I2I_CHECK_LOG", str(log))
     check("ex-00-2", grey)
     check("ex-00-2", GREY_WRONG["mean"][0])
-    with pytest.raises(NotImplementedError):
-        check("ex-00-2", grey_stub)
-    records = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [(r["label"], r["passed"], r["error"]) for r in records] == [("ex-00-2", True, None),
-                                                                       ("ex-00-2", False, None)]
-    assert "my_grey" in records[0]["message"]
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("PASS ex-00-2: my_grey") and out[1].startswith("FAIL ex-00-2: ")
+    assert not log.exists()
 
 
 def test_unknown_label_and_duplicate_registration():

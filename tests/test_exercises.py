@@ -4,15 +4,23 @@ import copy
 import csv
 import hashlib
 import io
+import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from nbformat.v4 import new_output
 
-from i2icourse.exercises import check_course, grade_notebook, student_version
+from i2icourse.exercises import Result, check_course, grade_notebook, student_version, write_csv, write_details
+from i2icourse.exercises import judge
 from i2icourse.exercises.__main__ import main
+from i2icourse.exercises.grade import answer_expression, read_course
+from i2icourse.exercises.isolation import belongs, run_folder
 from i2icourse.exercises.form import dumps, marker_label, outline, read_notebook, source, tags
 
 FIXTURE = Path(__file__).parent / "fixtures" / "exercises" / "00_demo.ipynb"
@@ -200,6 +208,58 @@ TYPO_GREY = SOLVED_GREY.replace('check("ex-00-2", my_grey)', 'check("ex-00-2", m
 HANG = "while True:\n    pass"
 DELETE_CWD = "import os\n\nfor name in os.listdir('.'):\n    os.remove(name)"
 
+# Attacks on the grader, all in one submission ("attacker", graded first). Each one changed the table
+# when the grader read a log that the notebook could write and ran it with the grader's own process.
+FORGE_LOG = WRONG_PSNR + '''
+
+
+import json, os
+
+if os.environ.get("I2I_CHECK_LOG"):  # a forged pass, after the real fail
+    with open(os.environ["I2I_CHECK_LOG"], "a") as f:
+        f.write(json.dumps({"label": "ex-00-1", "passed": True, "message": "forged", "error": None}) + "\\n")'''
+FORGE_CHECK = '''import i2icourse.checks
+import i2icourse.io
+
+i2icourse.checks.CHECKS["ex-00-2"] = lambda answer: "forged"      # a check that passes anything
+i2icourse.io.rgb_to_grey = lambda rgb: rgb.mean(0, keepdim=True)  # and a reference that agrees with the answer
+
+
+def my_grey(rgb):
+    return rgb.mean(0, keepdim=True)
+
+
+check("ex-00-2", my_grey)'''
+DAEMON = '''import os, shutil, sys, time
+
+if os.fork():  # the second fork: the child is an orphan, in a session of its own
+    os._exit(0)
+root, subs = sys.argv[1], sys.argv[2]
+shutil.copy(os.path.join(subs, "blank.ipynb"), os.path.join(subs, "teacher.ipynb"))  # a classmate's work, gone
+open(os.path.join(root, "daemon-started"), "w").close()
+results = os.path.join(root, "results.csv")
+for _ in range(1200):  # wait for the results, then rewrite them
+    if os.path.exists(results):
+        time.sleep(0.2)
+        with open(results, "w") as f:
+            f.write("student,ex-00-1,ex-00-2\\nattacker,pass,pass\\nteacher,fail,fail\\n")
+        break
+    time.sleep(0.1)
+'''
+SPY_AND_DETACH = '''import json, os, subprocess, sys, time
+
+with open({seen!r}, "w") as f:  # what the kernel sees of the grader's environment
+    json.dump(dict(os.environ), f)
+print(os.environ)
+subprocess.Popen([sys.executable, "-c", {daemon!r}, {root!r}, {subs!r}], start_new_session=True, cwd="/",
+                 env={{"PATH": os.environ.get("PATH", "")}}, stdin=subprocess.DEVNULL,
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # no token, no folder of the run
+for _ in range(300):
+    if os.path.exists(os.path.join({root!r}, "daemon-started")):
+        break
+    time.sleep(0.1)'''
+SECRET = "I2I_TEST_GRADER_SECRET"
+
 
 def submission(answers=None, first_cell=None):
     """The student version with some stubs replaced by answers ({label: code})."""
@@ -217,9 +277,14 @@ def digest(folder):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
+def read_csv(path, key):
+    with open(path, newline="") as f:
+        return {key(r): r for r in csv.DictReader(f)}
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """Grade a folder of submissions once through the command line: (rows of the CSV, printed output, folder)."""
+    """Grade a folder of submissions once through the command line, then wait a little for anything left behind."""
     root = tmp_path_factory.mktemp("grading")
     nbdir, subs = root / "notebooks", root / "submissions"
     nbdir.mkdir()
@@ -230,37 +295,77 @@ def graded(tmp_path_factory):
     (subs / "mixed.ipynb").write_text(submission({"ex-00-1": WRONG_PSNR, "ex-00-2": TYPO_GREY}, DELETE_CWD))
     (subs / "crash.ipynb").write_text(submission({"ex-00-1": CRASHING_PSNR, "ex-00-2": SOLVED_GREY}))
     (subs / "garbage.ipynb").write_text("this is not a notebook")
+    malformed = json.loads(submission())
+    del malformed["cells"][3]["cell_type"]
+    (subs / "malformed.ipynb").write_text(json.dumps(malformed))
+    attack = SPY_AND_DETACH.format(seen=str(root / "env-seen.json"), daemon=DAEMON, root=str(root), subs=str(subs))
+    (subs / "attacker.ipynb").write_text(submission({"ex-00-1": FORGE_LOG, "ex-00-2": FORGE_CHECK}, attack))
     (subs / "notes.txt").write_text("not a submission")
     before = digest(subs)
-    status, out = run("grade", subs, "--notebooks", nbdir, "--out", root / "results.csv",
-                      "--details", root / "details.csv", "--timeout", 90)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(SECRET, "do-not-leak-42")
+        status, out = run("grade", subs, "--notebooks", nbdir, "--out", root / "results.csv",
+                          "--details", root / "details.csv", "--timeout", 90)
     assert status == 0, out
-    assert digest(subs) == before  # submissions untouched, though one deletes the files in its folder
-    with open(root / "results.csv", newline="") as f:
-        rows = {r["student"]: r for r in csv.DictReader(f)}
-    with open(root / "details.csv", newline="") as f:
-        details = {(r["student"], r["exercise"]): r for r in csv.DictReader(f)}
-    return rows, details, out
+    time.sleep(3)  # time enough for a process left behind to rewrite the results
+    return SimpleNamespace(rows=read_csv(root / "results.csv", lambda r: r["student"]), out=out, root=root,
+                           details=read_csv(root / "details.csv", lambda r: (r["student"], r["exercise"])),
+                           changed={name for name, h in digest(subs).items() if before.get(name) != h})
 
 
 def test_grade_table(graded):
-    rows, _, out = graded
-    assert list(rows) == ["blank", "crash", "garbage", "mixed", "teacher"]
+    rows = graded.rows
+    assert list(rows) == ["attacker", "blank", "crash", "garbage", "malformed", "mixed", "teacher"]
     assert list(rows["teacher"]) == ["student", "ex-00-1", "ex-00-2"]  # the open question is not graded
     assert rows["teacher"] == {"student": "teacher", "ex-00-1": "pass", "ex-00-2": "pass"}
     assert rows["blank"] == {"student": "blank", "ex-00-1": "not attempted", "ex-00-2": "not attempted"}
     assert rows["mixed"] == {"student": "mixed", "ex-00-1": "fail", "ex-00-2": "error"}
     assert rows["crash"] == {"student": "crash", "ex-00-1": "error", "ex-00-2": "pass"}
     assert rows["garbage"] == {"student": "garbage", "ex-00-1": "error", "ex-00-2": "error"}
-    assert "ex-00-1" in out and "teacher" in out and "not att." in out
+    assert "ex-00-1" in graded.out and "teacher" in graded.out and "not att." in graded.out
 
 
 def test_grade_details(graded):
-    _, details, _ = graded
+    details = graded.details
     assert "base of the logarithm" in details["mixed", "ex-00-1"]["message"]
     assert details["mixed", "ex-00-2"]["message"].startswith("NameError")
     assert "AttributeError" in details["crash", "ex-00-1"]["message"]
     assert details["blank", "ex-00-2"]["message"].startswith("NotImplementedError: ex-00-2")
+
+
+def test_grade_counts_the_graders_checks_not_the_notebooks(graded):
+    """A pass appended to $I2I_CHECK_LOG, and a replaced check and reference, count for nothing."""
+    assert graded.rows["attacker"] == {"student": "attacker", "ex-00-1": "fail", "ex-00-2": "fail"}
+    assert "base of the logarithm" in graded.details["attacker", "ex-00-1"]["message"]
+    assert "not equally sensitive" in graded.details["attacker", "ex-00-2"]["message"]
+
+
+def test_grade_leaves_no_process_behind(graded):
+    """A detached child (setsid, double fork, no token, cwd /) is killed with its run: the results stay as graded."""
+    assert (graded.root / "daemon-started").exists()  # the child ran ...
+    assert graded.changed == {"teacher.ipynb"}  # ... and rewrote a classmate's notebook on disk during its run,
+    assert graded.rows["teacher"]["ex-00-1"] == "pass"  # after the grader had read it
+    assert graded.rows["attacker"]["ex-00-1"] == "fail"  # and results.csv was not rewritten after the grader ended
+    assert [p for p in Path("/proc").iterdir() if p.name.isdigit() and _runs_with(p, str(graded.root))] == []
+
+
+def _runs_with(proc, text):
+    """Whether the process's command line holds ``text``."""
+    with contextlib.suppress(OSError):
+        return text.encode() in (proc / "cmdline").read_bytes()
+    return False
+
+
+def test_grade_keeps_the_graders_environment_from_the_kernel(graded):
+    seen = json.loads((graded.root / "env-seen.json").read_text())
+    assert SECRET not in seen and "I2I_CHECK_LOG" not in seen
+    assert seen["I2I_PROFILE"] == "smoke" and seen["HOME"] != os.environ.get("HOME")
+    assert not set(seen) & {"VIRTUAL_ENV", "PYTEST_CURRENT_TEST", "USER"}
+
+
+def test_grade_reports_a_malformed_notebook_and_grades_the_others(graded):
+    assert graded.rows["malformed"] == {"student": "malformed", "ex-00-1": "error", "ex-00-2": "error"}
+    assert "cell 3 has no cell_type" in graded.details["malformed", ""]["message"]
 
 
 def test_grade_times_out_a_hanging_notebook(tmp_path):
@@ -270,3 +375,69 @@ def test_grade_times_out_a_hanging_notebook(tmp_path):
     results = grade_notebook(path, timeout=20)
     assert time.monotonic() - start < 20 + 15
     assert {r.label: r.status for r in results} == {"ex-00-1": "pass", "ex-00-2": "timeout"}
+
+
+# ----------------------------------------------------------------------------------------------
+# The grader's parts, without a kernel
+# ----------------------------------------------------------------------------------------------
+
+def test_judge_checks_with_a_fresh_copy_of_the_checks(monkeypatch):
+    """The grader's cell ignores a replaced check or reference, and leaves the notebook's modules as they were."""
+    import i2icourse.io
+    from i2icourse import checks
+    monkeypatch.setitem(checks.CHECKS, "ex-00-2", lambda answer: "forged")
+    monkeypatch.setattr(i2icourse.io, "rgb_to_grey", lambda rgb: rgb.mean(0, keepdim=True))
+
+    def stub(rgb):
+        raise NotImplementedError("ex-00-2: weight the channels")
+
+    namespace = {"mean": lambda rgb: rgb.mean(0, keepdim=True), "stub": stub, "crash": lambda rgb: rgb.nope}
+    verdicts = {e: judge.judge("ex-00-2", e, checks.__file__, namespace)["status"]
+                for e in ("mean", "stub", "crash", "undefined")}
+    assert verdicts == {"mean": "fail", "stub": "not attempted", "crash": "error", "undefined": "no answer"}
+    assert sys.modules["i2icourse.checks"] is checks and sys.modules["i2icourse.io"] is i2icourse.io
+    assert checks.CHECKS["ex-00-2"](None) == "forged"
+
+
+def test_answer_expression_is_the_last_check_of_the_label():
+    cells = ["%matplotlib inline\ncheck('ex-00-1', first)", "x = 1\ncheck('ex-00-2', other)",
+             "def f():\n    pass\ncheck(\"ex-00-1\", make(2)[0])", "check('ex-00-1', broken"]
+    assert answer_expression(cells, "ex-00-1") == "make(2)[0]"
+    assert answer_expression(cells, "ex-00-3") is None
+    assert answer_expression(["checks.passes('ex-00-3', f)"], "ex-00-3") == "f"
+
+
+def test_course_knows_the_answer_each_solution_checks(course):
+    known = read_course(course)
+    assert known.answers == {"ex-00-1": "my_psnr", "ex-00-2": "my_grey"}
+    assert known.labels == {"ex-00-1", "ex-00-2"}
+
+
+def test_csv_cells_that_look_like_formulas_are_escaped(tmp_path):
+    results = [Result('=HYPERLINK("http://x")', "ex-00-1", "fail", "@SUM(A1)"),
+               Result("+ann", "ex-00-1", "error", "-1 is wrong"), Result("bob", "ex-00-1", "pass", "fine")]
+    write_csv(results, tmp_path / "results.csv")
+    write_details(results, tmp_path / "details.csv")
+    with open(tmp_path / "results.csv", newline="") as f:
+        assert [row[0] for row in csv.reader(f)] == ["student", "'+ann", '\'=HYPERLINK("http://x")', "bob"]
+    with open(tmp_path / "details.csv", newline="") as f:
+        assert [row[3] for row in csv.reader(f)] == ["message", "'@SUM(A1)", "'-1 is wrong", "fine"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["details.csv", "results.csv"]  # no temporary file left
+
+
+def test_run_processes_are_found_by_token_and_folder(tmp_path):
+    """Processes with the run's token or working directory are the run's and end with it; others do not."""
+    sleep = ["sleep", "60"]
+    other = subprocess.Popen(sleep, start_new_session=True, cwd=tmp_path)
+    try:
+        with run_folder() as run:
+            marked = subprocess.Popen(sleep, start_new_session=True, env=run.env(), cwd="/")
+            inside = subprocess.Popen(sleep, start_new_session=True, env={"PATH": os.environ["PATH"]}, cwd=run.work)
+            assert belongs(marked.pid, run) and belongs(inside.pid, run) and not belongs(other.pid, run)
+        for p in (marked, inside):
+            p.wait(timeout=10)
+            assert not Path(f"/proc/{p.pid}").exists()
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()

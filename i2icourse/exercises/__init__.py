@@ -6,7 +6,9 @@ form is described in :mod:`i2icourse.exercises.form`). From them:
 * :func:`generate` writes ``notebooks/student/NN_name.ipynb`` without the solutions, and
   :func:`stale` tells whether the committed copies are up to date;
 * :func:`check_course` finds malformed exercises: labels, missing solutions, stubs drifted from them;
-* :func:`grade` runs submitted notebooks and reports, per exercise, what :func:`i2icourse.checks.check` said.
+* :func:`grade` runs each submitted notebook in its own folder and kernel, then runs the instructor's
+  checks (a fresh copy of :mod:`i2icourse.checks`) on the student's answers and reports, per exercise,
+  what they said.
 
 The command line is ``python -m i2icourse.exercises [generate|grade] ...`` (``--help`` for more).
 Nothing in the package imports this one.

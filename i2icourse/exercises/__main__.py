@@ -2,7 +2,7 @@
 
     python -m i2icourse.exercises                   write notebooks/student/ from notebooks/, check the exercises
     python -m i2icourse.exercises --check           fail if a student version is stale, or an exercise malformed
-    python -m i2icourse.exercises grade SUBMISSIONS [--out results.csv] [--timeout 120]
+    python -m i2icourse.exercises grade SUBMISSIONS [--out results.csv] [--timeout 120]   (see book/instructors.md)
     python -m i2icourse.exercises run NOTEBOOK... [--profile cpu]   refresh stored outputs, then the student versions
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from i2icourse.exercises.consistency import check_course
 from i2icourse.exercises.grade import grade, summary, write_csv, write_details
+from i2icourse.exercises.isolation import neutral_directory
 from i2icourse.exercises.student import generate, stale
 
 
@@ -26,14 +27,15 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--student", type=Path, default=None, help="student versions (default: NOTEBOOKS/student)")
     g.add_argument("--check", action="store_true",
                    help="write nothing; fail if a student version is stale, missing or extra, or an exercise malformed")
-    a = sub.add_parser("grade", help="run submitted notebooks and tabulate their check results")
+    a = sub.add_parser("grade", help="run submitted notebooks, then check their answers with the instructor's checks")
     a.add_argument("submissions", type=Path, help="folder of submitted .ipynb files (one per student)")
     a.add_argument("--notebooks", type=Path, default=Path("notebooks"),
-                   help="chapter notebooks, to know which exercises have code (default: notebooks)")
+                   help="chapter notebooks: which exercises have code, what their solutions check (default: notebooks)")
     a.add_argument("--out", type=Path, default=Path("results.csv"),
                    help="student x exercise table (default: results.csv)")
     a.add_argument("--details", type=Path, default=None, help="also write one line per result with its message")
-    a.add_argument("--timeout", type=float, default=120, help="seconds per notebook (default: 120)")
+    a.add_argument("--timeout", type=float, default=120,
+                   help="seconds for a notebook's cells, and as long again for the checks (default: 120)")
     a.add_argument("--kernel", default="python3", help="Jupyter kernel to run the notebooks with (default: python3)")
     r = sub.add_parser("run", help="re-run authoring notebooks in place to refresh their stored outputs")
     r.add_argument("paths", type=Path, nargs="+", help="chapter notebooks to run")
@@ -97,15 +99,18 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _grade(args: argparse.Namespace) -> int:
+    """Grade from an empty working directory; write the tables only once every run has ended."""
     start = time.monotonic()
+    out, details = args.out.resolve(), args.details.resolve() if args.details else None
     try:
-        results = grade(args.submissions, args.timeout, args.notebooks, args.kernel)
+        with neutral_directory():
+            results = grade(args.submissions.resolve(), args.timeout, args.notebooks.resolve(), args.kernel)
     except FileNotFoundError as e:
         print(e, file=sys.stderr)
         return 2
-    write_csv(results, args.out)
-    if args.details:
-        write_details(results, args.details)
+    write_csv(results, out)
+    if details:
+        write_details(results, details)
     students = len({r.student for r in results})
     print(f"graded {students} notebooks from {args.submissions} in {time.monotonic() - start:.0f} s "
           f"(timeout {args.timeout:g} s each) -> {args.out}\n")

@@ -1,43 +1,76 @@
-"""The autograder: run each submitted notebook and record, per exercise, what its checks said.
+"""The autograder: run each submitted notebook, then check its answers with the instructor's checks.
 
-Each submission is copied into a fresh temporary folder and executed there (that folder is the
-kernel's working directory, so the submission itself is never touched) by a new kernel with
-``I2I_PROFILE=smoke`` and ``I2I_CHECK_LOG`` set, under a wall-clock limit per notebook. An
-exercise's status is then, in this order:
+It grades as nbgrader does. :func:`grade` reads every submission into memory first; then each one
+runs, in turn, on a copy in its own temporary folder (:mod:`i2icourse.exercises.isolation`): a
+fresh kernel with that folder as working directory and ``HOME``, a minimal environment (``PATH``,
+the language, ``PYTHONPATH``, ``I2I_PROFILE=smoke``; nothing else of the grader's), and a
+wall-clock limit. After the student's cells, the grader sends its own cells to the same kernel, one
+per graded exercise (:mod:`i2icourse.exercises.judge`): each loads a fresh copy of
+:mod:`i2icourse.checks` from its file and tests the student's answer, the expression the student
+passed to ``check("ex-NN-K", ...)`` (or, where that call was deleted, the one in the chapter's
+solution). The grader reads results only from the output of those cells, in lines that start with
+a nonce drawn for the run. The student's own ``check`` calls print PASS or FAIL for the student,
+and count for nothing. When the run ends, its kernel's process group and every process the run
+left are killed, before the next run starts.
 
-* its **last** check result: ``pass``, ``fail``, or ``error`` when the answer raised inside ``check``;
-* else, from the last exception in its cells (stub and solution cells in its section, and any cell
-  naming its label): ``not attempted`` for ``NotImplementedError``, ``error`` for any other;
-* else ``timeout`` if the notebook ran out of time before the exercise finished;
-* else ``not attempted`` (nothing checked it: the stub or its ``check`` call was deleted).
+An exercise's status is, in this order:
+
+* ``error`` if the kernel died, or would not start (nothing could be checked);
+* ``timeout`` if the student's cells ran out of time before the exercise's cells finished;
+* what the grader's check said: ``pass``, ``fail``, ``error`` when the answer raised, ``not
+  attempted`` when it raised ``NotImplementedError`` (an unfinished stub), ``timeout`` when the
+  check ran out of time (the checks get as long again as the cells);
+* where there was no answer to check: from the last exception in the exercise's cells (stubs and
+  solution cells in its section, any cell naming its label), ``not attempted`` for
+  ``NotImplementedError``, ``error`` for any other; else ``error`` if the student's ``check``
+  named an answer that was gone when the notebook ended, ``not attempted`` if it had none.
 
 The exercises graded are those of the notebook's exercise directives that have code (a stub or a
-``check`` call, in the submission or in the chapter notebooks), plus any label a check reported.
-Open questions are not graded. This is no sandbox: a notebook can still reach other folders, and
-a student who wants to can forge a check result, so read the notebook behind a surprising one.
+``check`` call, in the submission or in the chapter notebooks), plus any label the submission's
+code checks. Open questions are not graded. A notebook that is not valid JSON, or not a notebook
+(a cell without ``cell_type``), is one ``error`` row with the reason; the others are graded. In
+the CSV files, a cell that a spreadsheet would read as a formula (it starts with ``=``, ``+``,
+``-`` or ``@``) gets a ``'`` in front.
+
+What this defends, and what it does not: a notebook cannot forge a result by printing one, writing
+a log, or replacing ``i2icourse.checks.CHECKS`` or a package function; it cannot change how its
+classmates are graded (they were read before it ran) or the results files (written after every run
+and its processes ended); it does not see the grader's environment. But it runs as the grader's
+user, without a container: code it leaves in its kernel (a patched ``torch`` function or builtin,
+an IPython hook, a thread) runs while the checks do and can still change what they report; it can
+read and write any file that user can (including other submissions on disk), and use the CPU and
+the network; and the answer itself is called inside the check, so it runs alongside it too. For
+marks that count, run the grader in a container (see the instructors' page) and read the notebook
+behind any surprising result.
 """
 from __future__ import annotations
 
+import ast
 import csv
+import importlib.util
 import json
 import os
 import re
-import shutil
+import secrets
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Mapping
 
 from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from nbformat import NotebookNode
+from nbclient.exceptions import DeadKernelError
+from nbformat import NotebookNode, from_dict
+from nbformat.v4 import new_code_cell
 
-from i2icourse.exercises.form import (Outline, chapter_notebooks, code_labels, mentions, outline,
+from i2icourse.exercises import judge
+from i2icourse.exercises.form import (Outline, chapter_notebooks, checked_labels, code_labels, mentions, outline,
                                       read_notebook, source, tags)
+from i2icourse.exercises.isolation import Run, run_folder
 
 STATUSES = ("pass", "fail", "error", "not attempted", "timeout")
+CELL_TYPES = ("code", "markdown", "raw")
 
 
 @dataclass(frozen=True)
@@ -49,105 +82,344 @@ class Result:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class Course:
+    """What the chapter notebooks tell the grader: the exercises with code, and the answer each solution checks."""
+    labels: frozenset[str] = frozenset()
+    answers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A submitted notebook, as read before any submission runs (the student is the file's stem)."""
+    name: str
+    data: bytes
+
+    @property
+    def student(self) -> str:
+        """The student: the file's name without ``.ipynb``."""
+        return Path(self.name).stem
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The expression to check for an exercise, and whether it comes from the student's own ``check`` call."""
+    expression: str
+    own: bool
+
+
 def grade(submissions_dir: str | Path, timeout: float = 120, notebooks_dir: str | Path | None = None,
           kernel: str = "python3") -> list[Result]:
-    """Grade every ``*.ipynb`` directly inside ``submissions_dir`` (the student is the file's stem).
+    """Grade every ``*.ipynb`` directly inside ``submissions_dir``, all read into memory before the first one runs.
 
-    ``notebooks_dir`` (the chapter notebooks), when given, tells which exercises have code even
-    where a student deleted the stub.
+    ``notebooks_dir`` (the chapter notebooks), when given, tells which exercises have code and what
+    each solution checks, for submissions whose stub or ``check`` call was deleted.
     """
     folder = Path(submissions_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder of submissions")
-    known: set[str] = set()
-    if notebooks_dir is not None and Path(notebooks_dir).is_dir():
-        for path in chapter_notebooks(notebooks_dir):
-            known |= code_labels(read_notebook(path))
-    results: list[Result] = []
+    course = read_course(notebooks_dir) if notebooks_dir is not None and Path(notebooks_dir).is_dir() else Course()
+    submissions, results = [], []
     for path in sorted(folder.glob("*.ipynb")):
-        results += grade_notebook(path, timeout, known, kernel)
-    return results
-
-
-def grade_notebook(path: str | Path, timeout: float = 120, known_code: Iterable[str] = (),
-                   kernel: str = "python3") -> list[Result]:
-    """Run one submission in a fresh folder and kernel, and return the status of each of its exercises."""
-    path = Path(path)
-    student = path.stem
-    with tempfile.TemporaryDirectory(prefix="i2i-grade-", ignore_cleanup_errors=True) as tmp:
-        work, log = Path(tmp) / "work", Path(tmp) / "checks.jsonl"
-        work.mkdir()
-        copy = Path(shutil.copy(path, work / path.name))
         try:
-            nb = read_notebook(copy)
-        except (ValueError, OSError) as e:  # not JSON, or not a notebook
-            return [Result(student, "", "error", f"unreadable notebook: {e}")]
-        labels = _graded_labels(nb, set(known_code))
-        for cell in nb.cells:
-            if cell.cell_type == "code":
-                cell.outputs, cell.execution_count = [], None
-        stopped, stopped_at = _execute(nb, work, log, timeout, kernel)
-        records = _read_log(log)
-    labels += [label for label in records if label not in labels]
+            submissions.append(Submission(path.name, path.read_bytes()))
+        except OSError as e:
+            results.append(Result(path.stem, "", "error", f"unreadable notebook {path.name}: {e.strerror}"))
+    for submission in submissions:
+        results += grade_submission(submission, timeout, course, kernel)
+    return sorted(results, key=lambda r: r.student)
+
+
+def grade_notebook(path: str | Path, timeout: float = 120, course: Course | None = None,
+                   kernel: str = "python3") -> list[Result]:
+    """Grade one submitted notebook: the status of each of its exercises."""
+    path = Path(path)
+    return grade_submission(Submission(path.name, path.read_bytes()), timeout, course or Course(), kernel)
+
+
+def grade_submission(submission: Submission, timeout: float, course: Course, kernel: str = "python3") -> list[Result]:
+    """Run one submission in its own folder and kernel, check its answers, and end every process it left."""
+    try:
+        with run_folder() as run:
+            nb, problem = _parse(submission, run.work)
+            if nb is None:
+                return [Result(submission.student, "", "error", f"unreadable notebook {submission.name}: {problem}")]
+            labels = _graded_labels(nb, course)
+            answers = _answers(nb, labels, course)
+            ran = _execute(nb, answers, run, timeout, kernel)
+    except Exception as e:  # whatever this notebook did to the grader, the other notebooks are graded
+        return [Result(submission.student, "", "error",
+                       f"{submission.name} could not be graded ({type(e).__name__}: {e})")]
     o = outline(nb)
-    results = []
+    return [Result(submission.student, label, *_status(label, nb, o, ran, answers.get(label), timeout))
+            for label in labels]
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading a submission, and what to check in it
+# ----------------------------------------------------------------------------------------------
+
+def read_course(notebooks_dir: str | Path) -> Course:
+    """The exercises with code in the chapter notebooks, and the answer expression of each solution's ``check``."""
+    labels: set[str] = set()
+    answers: dict[str, str] = {}
+    for path in chapter_notebooks(notebooks_dir):
+        nb = read_notebook(path)
+        o = outline(nb)
+        labels |= code_labels(nb)
+        for label in code_labels(nb):
+            cells = [source(nb.cells[i]) for s in o.solutions_of(label) for i in s.code]
+            expression = answer_expression(cells, label)
+            if expression is not None:
+                answers[label] = expression
+    return Course(frozenset(labels), answers)
+
+
+def answer_expression(code: Iterable[str], label: str) -> str | None:
+    """The answer in the last ``check(label, ANSWER)`` (or ``passes``) call of these code cells, as source."""
+    return _last_answer([_parse_code(text) for text in code], label)
+
+
+def _last_answer(cells: list[ast.Module | None], label: str) -> str | None:
+    """The answer in the last ``check(label, ...)`` call of these parsed cells (None: a cell that did not parse)."""
+    found = None
+    for tree in cells:
+        calls = [] if tree is None else [node for node in ast.walk(tree) if _is_check_of(node, label)]
+        if calls:
+            found = ast.unparse(max(calls, key=lambda node: (node.lineno, node.col_offset)).args[1])
+    return found
+
+
+def _parse_code(text: str) -> ast.Module | None:
+    """A code cell as Python (IPython's ``%magics`` and ``!commands`` turned into calls); None if it does not parse."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+        text = TransformerManager().transform_cell(text)
+    except Exception:  # no IPython, or a cell it cannot transform: try it as plain Python
+        pass
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+
+
+def _is_check_of(node: ast.AST, label: str) -> bool:
+    """Whether ``node`` is a call ``check(label, answer)``, ``passes(label, answer)`` or ``checks.check(...)``."""
+    if not isinstance(node, ast.Call) or len(node.args) < 2:
+        return False
+    name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
+    first = node.args[0]
+    return name in ("check", "passes") and isinstance(first, ast.Constant) and first.value == label
+
+
+def _parse(submission: Submission, folder: Path) -> tuple[NotebookNode | None, str]:
+    """Write the submission's copy into the run's folder and read it: (the notebook, "") or (None, what is wrong)."""
+    copy = folder / submission.name
+    copy.write_bytes(submission.data)
+    try:
+        nb = read_notebook(copy)
+    except (ValueError, TypeError) as e:  # not UTF-8, not JSON, not nbformat 4
+        return None, str(e).removeprefix(f"{copy}: ")
+    problem = _malformed(nb)
+    if problem:
+        return None, f"{problem} (open it in Jupyter and save it again)"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.update(source=source(cell), metadata=from_dict(cell.get("metadata", {})), outputs=[],
+                        execution_count=None)
+    return nb, ""
+
+
+def _malformed(nb: NotebookNode) -> str | None:
+    """What keeps ``nb`` from being read as a notebook (a cell without ``cell_type``, say), or None."""
+    if not isinstance(nb.get("metadata", {}), dict):
+        return "its metadata is not a JSON object"
+    for i, cell in enumerate(nb.cells):
+        if not isinstance(cell, dict):
+            return f"cell {i} is not a JSON object"
+        if "cell_type" not in cell:
+            return f"cell {i} has no cell_type"
+        if cell["cell_type"] not in CELL_TYPES:
+            return f"cell {i} has an unknown cell_type {cell['cell_type']!r}"
+        if not isinstance(cell.get("source", ""), str):
+            return f"cell {i} has a source that is not text"
+        meta = cell.get("metadata", {})
+        if not isinstance(meta, dict) or not isinstance(meta.get("tags", []), list) \
+                or not all(isinstance(t, str) for t in meta.get("tags", [])):
+            return f"cell {i} has malformed metadata"
+    return None
+
+
+def _graded_labels(nb: NotebookNode, course: Course) -> list[str]:
+    """The labels of the notebook's exercise directives that have code, then any other label its code checks."""
+    code = set(course.labels) | code_labels(nb)
+    labels = list(dict.fromkeys(e.label for e in outline(nb).exercises if e.label in code))
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            labels += [label for label in checked_labels(source(cell))
+                       if label not in labels and (not course.labels or label in course.labels)]
+    return labels
+
+
+def _answers(nb: NotebookNode, labels: list[str], course: Course) -> dict[str, Answer]:
+    """What to check per label: the answer of the student's own last ``check`` call, else the chapter solution's
+    (a label with neither is left out)."""
+    cells = [_parse_code(source(c)) for c in nb.cells if c.cell_type == "code"]
+    answers = {}
     for label in labels:
-        cells = _cells_of(nb, o, label)
-        status, message = _status(label, records, nb, cells)
-        if status is None:
-            unfinished = stopped is not None and max(cells + [_first_cell(o, label)]) >= stopped_at
-            if unfinished and stopped == "timeout":
-                status, message = "timeout", f"did not finish within {timeout:g} s (stopped at cell {stopped_at})"
-            elif unfinished:
-                status, message = "error", f"{stopped} (at cell {stopped_at})"
-            else:
-                status, message = "not attempted", "no check ran"
-        results.append(Result(student, label, status, message))
-    return results
+        own = _last_answer(cells, label)
+        if own is not None:
+            answers[label] = Answer(own, True)
+        elif label in course.answers:
+            answers[label] = Answer(course.answers[label], False)
+    return answers
 
 
-def _graded_labels(nb: NotebookNode, known_code: set[str]) -> list[str]:
-    """The labels of the notebook's exercise directives that have code, in order."""
-    code = known_code | code_labels(nb)
-    return [e.label for e in outline(nb).exercises if e.label in code]
+# ----------------------------------------------------------------------------------------------
+# Running a submission, then the grader's checks
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class _Ran:
+    """What a run gave: why the student's cells stopped early (None: they all ran), the cell they stopped at,
+    and the grader's verdict per label, (status, message)."""
+    stopped: str | None = None
+    stopped_at: int = 0
+    verdicts: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-def _execute(nb: NotebookNode, work: Path, log: Path, timeout: float, kernel: str) -> tuple[str | None, int]:
-    """Run ``nb`` in place, in folder ``work``; return (why it stopped early, or None; the last cell started)."""
+def _execute(nb: NotebookNode, answers: Mapping[str, Answer], run: Run, timeout: float, kernel: str) -> _Ran:
+    """Run the code cells of ``nb`` in a fresh kernel in ``run``'s folder, then one grader's cell per answer."""
+    nonce = secrets.token_hex(16)
+    interrupted = f"i2i-timeout-{nonce}"  # the error nbclient reports for a cell it interrupted at the deadline
     deadline = time.monotonic() + timeout
-    started = [0]
+    replies: dict[int, dict] = {}
 
-    def on_start(cell: NotebookNode, cell_index: int, **_: object) -> None:
-        started[0] = cell_index
+    def on_executed(cell: NotebookNode, cell_index: int, execute_reply: dict | None = None, **_: object) -> None:
+        replies[cell_index] = execute_reply or {}
 
     client = NotebookClient(
         nb, kernel_name=kernel, allow_errors=True, shutdown_kernel="immediate", startup_timeout=60,
-        timeout_func=lambda cell: max(0.01, deadline - time.monotonic()), on_cell_start=on_start,
-        resources={"metadata": {"path": str(work)}})
-    env = {**os.environ, "I2I_PROFILE": "smoke", "I2I_CHECK_LOG": str(log)}
-    try:
-        client.execute(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # kernel logs, not cells
-    except CellTimeoutError:
-        return "timeout", started[0]
-    except DeadKernelError:
-        return "the kernel died", started[0]
-    except Exception as e:  # the kernel would not start, or the notebook could not be run at all
-        return f"the notebook could not run ({type(e).__name__}: {e})", started[0]
+        interrupt_on_timeout=True, error_on_timeout={"ename": interrupted, "evalue": "", "traceback": []},
+        timeout_func=lambda cell: max(0.01, deadline - time.monotonic()), on_cell_executed=on_executed,
+        resources={"metadata": {"path": str(run.work)}})
+
+    def timed_out(index: int) -> bool:
+        return replies.get(index, {}).get("content", {}).get("ename") == interrupted
+
+    ran, started, done = _Ran(stopped_at=len(nb.cells)), False, False
+    try:  # the kernel's logs go nowhere: they are not the cells' output
+        with client.setup_kernel(env=run.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+            started = True
+            group = getattr(getattr(client.km, "provisioner", None), "pgid", None)
+            if group:
+                run.groups.add(group)
+            ran.stopped, ran.stopped_at = _run_cells(client, nb, timed_out)
+            if ran.stopped in (None, "timeout"):
+                deadline = time.monotonic() + timeout  # the checks get as long again
+                ran.verdicts = _run_checks(client, answers, nonce, timed_out, len(nb.cells))
+            done = True
+    except Exception as e:
+        if not started:  # the kernel would not start
+            return _Ran(f"the notebook could not run ({type(e).__name__}: {e})", 0)
+        if not done:
+            raise
+    return ran
+
+
+def _run_cells(client: NotebookClient, nb: NotebookNode, timed_out: Callable[[int], bool]) -> tuple[str | None, int]:
+    """Run the student's cells in order: (why they stopped early, or None; the cell they stopped at)."""
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        try:
+            client.execute_cell(cell, index)
+        except DeadKernelError:
+            return "the kernel died", index
+        if timed_out(index):
+            return "timeout", index
     return None, len(nb.cells)
 
 
-def _read_log(log: Path) -> dict[str, dict]:
-    """The last check result per label, in the order labels were first checked."""
-    last: dict[str, dict] = {}
-    if log.exists():
-        for line in log.read_text(encoding="utf-8").splitlines():
+def _run_checks(client: NotebookClient, answers: Mapping[str, Answer], nonce: str,
+                timed_out: Callable[[int], bool], first_index: int) -> dict[str, tuple[str, str]]:
+    """Run one grader's cell per answer, appended after the student's cells (and taken away after); the verdict
+    of each, read from that cell's own output."""
+    verdicts: dict[str, tuple[str, str]] = {}
+    try:
+        for index, (label, answer) in enumerate(answers.items(), start=first_index):
+            cell = new_code_cell(_judge_cell(label, answer.expression, nonce))
+            client.nb.cells.append(cell)
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict) and isinstance(record.get("label"), str):
-                last[record["label"]] = record
-    return last
+                client.execute_cell(cell, index, store_history=False)
+            except DeadKernelError:
+                verdicts[label] = ("error", "the kernel died while the grader checked this exercise")
+                for rest in list(answers)[index - first_index + 1:]:
+                    verdicts[rest] = ("error", "the kernel died before the grader checked this exercise")
+                break
+            if timed_out(index):
+                verdicts[label] = ("timeout", "the grader's check of the answer did not finish in time")
+            else:
+                verdicts[label] = _read_verdict(cell, label, nonce)
+    finally:
+        del client.nb.cells[first_index:]
+    return verdicts
+
+
+def _judge_cell(label: str, expression: str, nonce: str) -> str:
+    """The source of the grader's cell for one answer: the judge module, run apart from the notebook's names."""
+    checks_file = importlib.util.find_spec("i2icourse.checks").origin
+    code = Path(judge.__file__).read_text(encoding="utf-8")
+    return (f"_i2i_judge = {{'__name__': 'i2i_judge'}}\n"
+            f"exec(compile({code!r}, {judge.__file__!r}, 'exec'), _i2i_judge)\n"
+            f"_i2i_judge['report'](_i2i_judge['judge']({label!r}, {expression!r}, {checks_file!r}, globals()), "
+            f"{nonce!r})\n"
+            "del _i2i_judge\n")
+
+
+def _read_verdict(cell: NotebookNode, label: str, nonce: str) -> tuple[str, str]:
+    """The (status, message) that the grader's cell printed behind the nonce; an error if it printed none, or more."""
+    prefix = nonce + " "
+    lines = [line[len(prefix):] for out in cell.get("outputs", [])
+             if out.get("output_type") == "stream" and out.get("name") == "stdout"
+             for line in out.get("text", "").splitlines() if line.startswith(prefix)]
+    if not lines:
+        errors = [f"{o.get('ename')}: {o.get('evalue')}" for o in cell.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        why = f" ({errors[-1]})" if errors else ""
+        return "error", f"the grader's check gave no result{why}: the notebook may have changed its kernel; read it"
+    try:
+        found = json.loads(lines[0])
+    except json.JSONDecodeError:
+        found = None
+    if len(lines) > 1 or not isinstance(found, dict) or found.get("label") != label \
+            or found.get("status") not in judge.VERDICTS:
+        return "error", ("the grader's check gave an unexpected result: the notebook may have changed its kernel; "
+                         "read it")
+    return found["status"], str(found.get("message", ""))
+
+
+# ----------------------------------------------------------------------------------------------
+# Statuses
+# ----------------------------------------------------------------------------------------------
+
+def _status(label: str, nb: NotebookNode, o: Outline, ran: _Ran, answer: Answer | None,
+            timeout: float) -> tuple[str, str]:
+    """The status of one exercise and why, in the order of the module's docstring."""
+    cells = _cells_of(nb, o, label)
+    if ran.stopped not in (None, "timeout"):
+        return "error", f"{ran.stopped} (at cell {ran.stopped_at}); nothing could be checked"
+    if ran.stopped == "timeout" and max(cells + [_first_cell(o, label)]) >= ran.stopped_at:
+        return "timeout", f"did not finish within {timeout:g} s (stopped at cell {ran.stopped_at})"
+    verdict = ran.verdicts.get(label)
+    if verdict is not None and verdict[0] != "no answer":
+        return verdict
+    raised = _last_exception(nb, cells)
+    if raised is not None:
+        return raised
+    if verdict is not None and answer is not None and answer.own:
+        return "error", f"the answer checked, {answer.expression}, was not there when the notebook ended ({verdict[1]})"
+    return "not attempted", "no answer was checked"
 
 
 def _first_cell(o: Outline, label: str) -> int:
@@ -163,18 +435,14 @@ def _cells_of(nb: NotebookNode, o: Outline, label: str) -> list[int]:
         (i in region and {"exercise", "solution"} & set(tags(cell))) or mentions(source(cell), label))]
 
 
-def _status(label: str, records: dict[str, dict], nb: NotebookNode, cells: list[int]) -> tuple[str | None, str]:
-    """The status from the exercise's last check result, else from the last exception in its cells."""
-    record = records.get(label)
-    if record is not None:
-        status = "pass" if record.get("passed") else "error" if record.get("error") else "fail"
-        return status, str(record.get("message", ""))
+def _last_exception(nb: NotebookNode, cells: list[int]) -> tuple[str, str] | None:
+    """From the last exception in these cells: ``not attempted`` for ``NotImplementedError``, else ``error``."""
     errors = [o for i in cells for o in nb.cells[i].get("outputs", []) if o.get("output_type") == "error"]
-    if errors:
-        e = errors[-1]
-        message = f"{e.get('ename', '')}: {e.get('evalue', '')}"
-        return ("not attempted" if e.get("ename") == "NotImplementedError" else "error"), message
-    return None, ""
+    if not errors:
+        return None
+    e = errors[-1]
+    message = f"{e.get('ename', '')}: {e.get('evalue', '')}"
+    return ("not attempted" if e.get("ename") == "NotImplementedError" else "error"), message
 
 
 # ----------------------------------------------------------------------------------------------
@@ -201,23 +469,33 @@ def table(results: list[Result]) -> tuple[list[str], dict[str, dict[str, str]]]:
 def write_csv(results: list[Result], path: str | Path) -> Path:
     """Write the student x exercise table (an empty cell: that notebook has no such exercise)."""
     labels, rows = table(results)
-    path = Path(path)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["student"] + labels)
-        for student, row in rows.items():
-            w.writerow([student] + [row.get(label, "") for label in labels])
-    return path
+    return _write_rows(path, [["student"] + labels]
+                       + [[student] + [row.get(label, "") for label in labels] for student, row in rows.items()])
 
 
 def write_details(results: list[Result], path: str | Path) -> Path:
     """Write one line per student and exercise with the check's message (FAIL reasons, exceptions)."""
+    return _write_rows(path, [["student", "exercise", "status", "message"]]
+                       + [[r.student, r.label, r.status, r.message] for r in results])
+
+
+def spreadsheet_safe(value: str) -> str:
+    """``value``, with a ``'`` in front if a spreadsheet would read it as a formula (OWASP on CSV injection)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def _write_rows(path: str | Path, rows: list[list[str]]) -> Path:
+    """Write a CSV file whole or not at all: to a temporary file beside it, then renamed over it."""
     path = Path(path)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["student", "exercise", "status", "message"])
-        for r in results:
-            w.writerow([r.student, r.label, r.status, r.message])
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([[spreadsheet_safe(str(cell)) for cell in row] for row in rows])
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
