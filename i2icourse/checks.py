@@ -320,6 +320,89 @@ def _check_generator_loss(generator_loss: Callable[..., Any]) -> str:
     return "generator_loss matches the pix2pix generator objective for lambda = 100, 0 and 10"
 
 
+def reference_pix2pix_step(G: torch.nn.Module, D: torch.nn.Module, opt_G: torch.optim.Optimizer,
+                           opt_D: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                           lam: float = 100.0) -> tuple[float, float]:
+    """One pix2pix step from the equations, on x, y in [-1, 1]: D's update on G(x) detached, then G's.
+
+    What :meth:`i2icourse.recipes.pix2pix.Pix2Pix.step` does (``tests/test_checks.py`` holds them equal),
+    written without its bookkeeping. Returns ``(loss_D, loss_G)``.
+    """
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    fake = G(x)
+    opt_D.zero_grad()
+    d_real, d_fake = D(x, y), D(x, fake.detach())
+    loss_D = 0.5 * (bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake)))
+    loss_D.backward()
+    opt_D.step()
+    opt_G.zero_grad()
+    d_fake = D(x, fake)
+    loss_G = bce(d_fake, torch.ones_like(d_fake)) + lam * (fake - y).abs().mean()
+    loss_G.backward()
+    opt_G.step()
+    return loss_D.item(), loss_G.item()
+
+
+def _tiny_pix2pix(seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module, torch.optim.Optimizer, torch.optim.Optimizer]:
+    """A small U-Net and PatchGAN (instance norm, no dropout: nothing random in a step) with plain SGD.
+
+    Not Adam: Adam's first step moves every weight by about its learning rate whatever the gradient's
+    size, so the rounding noise on a gradient that is zero in exact arithmetic (the bias before an
+    instance norm) would look like a different update. SGD's update is proportional to the gradient.
+    """
+    from i2icourse.models.patchgan import PatchDiscriminator
+    from i2icourse.models.unet import UNetGenerator
+    torch.manual_seed(seed)
+    G = UNetGenerator(3, 3, depth=4, ngf=4, norm="instance", dropout=0.0)
+    D = PatchDiscriminator(6, ndf=4, n_layers=2, norm="instance")
+    return G, D, torch.optim.SGD(G.parameters(), lr=0.01), torch.optim.SGD(D.parameters(), lr=0.01)
+
+
+def _max_change(before: list[torch.Tensor], module: torch.nn.Module) -> float:
+    return max(float((a - b.detach()).abs().max()) for a, b in zip(before, module.parameters()))
+
+
+@register("ex-04-4")
+def _check_pix2pix_step(train_step: Callable[..., Any]) -> str:
+    """train_step(G, D, opt_G, opt_D, x, y, lam) -> (loss_D, loss_G): pix2pix's D update, then G's."""
+    g = torch.Generator().manual_seed(8)
+    x, y = torch.rand(2, 3, 16, 16, generator=g) * 2 - 1, torch.rand(2, 3, 16, 16, generator=g) * 2 - 1
+    ref = _tiny_pix2pix()
+    want = reference_pix2pix_step(*ref, x, y, 100.0)
+    G, D, opt_G, opt_D = _tiny_pix2pix()
+    start_G = [p.detach().clone() for p in G.parameters()]
+    reached_G = []   # one entry per backward pass whose gradient arrives at G's first layer
+    first = next(G.parameters())
+    first.register_hook(lambda grad: reached_G.append(1))
+    try:
+        out = train_step(G, D, opt_G, opt_D, x.clone(), y.clone(), lam=100.0)
+    except RuntimeError as e:
+        if "backward through the graph a second time" not in str(e):
+            raise
+        raise Wrong("the second backward pass found G's graph already freed: D's loss must use G(x).detach(), "
+                    "so that D's update does not back-propagate into G") from None
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise Wrong(f"train_step should return the pair (loss_D, loss_G), got {type(out).__name__}")
+    got = number(out[0], "loss_D"), number(out[1], "loss_G")
+    if len(reached_G) > 1:
+        raise Wrong(f"{len(reached_G)} backward passes reached G, expected one: D's loss must use G(x).detach(), "
+                    "or D's update also computes gradients for G")
+    if _max_change(start_G, G) == 0:
+        raise Wrong("G's parameters did not change: call opt_G.step() after loss_G.backward()")
+    if not _close(got[0], want[0], 1e-4):
+        hint = " (the paper halves D's loss: 0.5 * (real term + fake term))" if _close(got[0], 2 * want[0], 1e-4) else ""
+        raise Wrong(f"loss_D is {got[0]:.5f}, expected {want[0]:.5f}{hint}")
+    if not _close(got[1], want[1], 1e-4):
+        raise Wrong(f"loss_G is {got[1]:.5f}, expected {want[1]:.5f} (the GAN term against 'real' on the updated D, "
+                    "plus lam times the mean |G(x) - y| on the [-1, 1] images)")
+    for name, mine, theirs in (("D", D, ref[1]), ("G", G, ref[0])):
+        diff = max(float((a.detach() - b.detach()).abs().max()) for a, b in zip(mine.parameters(), theirs.parameters()))
+        if diff > 1e-5:
+            order = " (update D first, then G: G's loss uses the updated D)" if name == "G" else ""
+            raise Wrong(f"after the step {name}'s parameters differ from the reference step's by {diff:.2e}{order}")
+    return "train_step updates D on the detached G(x), then G against the updated D, as Pix2Pix.step does"
+
+
 # ----------------------------------------------------------------------------------------------
 # Chapter 03: SRCNN super-resolution
 # ----------------------------------------------------------------------------------------------
