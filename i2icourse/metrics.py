@@ -24,6 +24,8 @@ Colour: SSIM, MS-SSIM and UQI measure each channel and average the scores (as sk
 ``channel_axis`` does); VIF measures the luma 0.299 R + 0.587 G + 0.114 B, as its authors' grey-level
 code and ``piq`` do; PSNR pools the squared error over all channels.
 
+Taught in chapter 0 (``notebooks/00_measuring_image_quality.ipynb``: every metric, and the code of
+the SSIM map); chapter 1 learns the SSIM map, chapter 2 trains with MS-SSIM and shows its scales.
 This module imports only torch and the image checks of :mod:`i2icourse.io`.
 """
 from __future__ import annotations
@@ -160,7 +162,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
 def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, full: bool = False, *,
          win_size: int = 11, sigma: float = 1.5, K: Sequence[float] = (0.01, 0.03)
          ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Structural similarity (Wang et al. 2004): the score, or with ``full=True`` ``(score, map)``.
+    """Structural similarity (Wang et al. 2004): the score, or with ``full=True`` ``(score, map)``; chapter 0.
 
     Gaussian 11x11 window with sigma 1.5, K = (0.01, 0.03), population (co)variances -- the paper's
     settings. The map has the image's shape, (N,C,H,W) or (C,H,W); near the border the window is
@@ -269,7 +271,7 @@ def _ms_ssim(xb: torch.Tensor, yb: torch.Tensor, data_range: float = 1.0, weight
              win_size: int = 11, sigma: float = 1.5, K: Sequence[float] = (0.01, 0.03),
              eps: float = 1e-4) -> torch.Tensor:
     """:func:`ms_ssim` of two checked batches, (N,); also for :mod:`i2icourse.losses`, whose
-    predictions may leave [0, 1]."""
+    predictions may leave [0, 1]. Its loop over the scales is shown in chapter 2."""
     w = _ms_weights(weights)
     scales = len(w)
     terms = []

@@ -151,6 +151,69 @@ def test_one_step_changes_all_four_networks_with_finite_losses(kw):
     assert all(p.requires_grad for p in gan.D_A.parameters())
 
 
+
+def test_generators_update_computes_no_gradient_for_the_discriminators():
+    gan = small_gan()
+    counts = {}
+    for net in ("D_A", "D_B"):
+        for name, p in getattr(gan, net).named_parameters():
+            counts[net, name] = 0
+            p.register_hook(lambda grad, key=(net, name): counts.__setitem__(key, counts[key] + 1))
+    gan.step({"A": torch.rand(1, 3, 32, 32), "B": torch.rand(1, 3, 32, 32)})
+    assert set(counts.values()) == {1}   # from the discriminators' own update only
+
+
+class BrokenNet(IdentityNet):
+    def forward(self, x):
+        raise RuntimeError("broken generator")
+
+
+def test_an_error_inside_the_generators_update_restores_the_discriminators_flags():
+    gan = CycleGAN(IdentityNet(), BrokenNet(), nn.Conv2d(3, 1, 1), nn.Conv2d(3, 1, 1))
+    gan.D_B.bias.requires_grad_(False)   # frozen on purpose: stays frozen
+    with pytest.raises(RuntimeError, match="broken generator"):
+        gan.step({"A": torch.rand(1, 3, 8, 8), "B": torch.rand(1, 3, 8, 8)})
+    assert all(p.requires_grad for p in gan.D_A.parameters())
+    assert gan.D_B.weight.requires_grad and not gan.D_B.bias.requires_grad
+
+
+def test_step_makes_the_textbook_update():
+    """One step against the paper's objective written plainly (the pool, still filling, returns the new fakes)."""
+    ours = small_gan()
+    ref = small_gan()   # a second copy of the same initial networks, trained by the code below
+    G, F, D_A, D_B = ref.G, ref.F, ref.D_A, ref.D_B
+    opt_G = torch.optim.Adam([*G.parameters(), *F.parameters()], lr=2e-4, betas=(0.5, 0.999))
+    opt_D = torch.optim.Adam([*D_A.parameters(), *D_B.parameters()], lr=2e-4, betas=(0.5, 0.999))
+    batch = {"A": torch.rand(1, 3, 32, 32), "B": torch.rand(1, 3, 32, 32)}
+    out = ours.step(batch)
+    a, b = batch["A"] * 2 - 1, batch["B"] * 2 - 1
+    l1, ls = lambda p, t: (p - t).abs().mean(), lambda d, v: ((d - v) ** 2).mean()
+    fake_b, fake_a = G(a), F(b)
+    cyc = l1(F(fake_b), a) + l1(G(fake_a), b)
+    idt = l1(G(b), b) + l1(F(a), a)
+    opt_G.zero_grad()
+    (ls(D_B(fake_b), 1) + ls(D_A(fake_a), 1) + 10 * cyc + 5 * idt).backward()
+    # A weight whose gradient is zero in exact arithmetic (a bias just before an instance norm) gets
+    # rounding noise instead, which Adam's first step turns into a move of about lr whatever its size:
+    # such weights cannot be compared; every other weight must match.
+    noise = {id(p) for p in [*G.parameters(), *F.parameters()] if float(p.grad.abs().max()) < 1e-5}
+    opt_G.step()
+    opt_D.zero_grad()
+    loss_D_B = 0.5 * (ls(D_B(b), 1) + ls(D_B(fake_b.detach()), 0))
+    loss_D_A = 0.5 * (ls(D_A(a), 1) + ls(D_A(fake_a.detach()), 0))
+    (loss_D_A + loss_D_B).backward()
+    noise |= {id(p) for p in [*D_A.parameters(), *D_B.parameters()] if float(p.grad.abs().max()) < 1e-5}
+    opt_D.step()
+    want = {"cycle": cyc.item(), "identity": idt.item(), "D_A": loss_D_A.item(), "D_B": loss_D_B.item()}
+    assert {k: out[k] for k in want} == pytest.approx(want, rel=1e-5)
+    for name in ("G", "F", "D_A", "D_B"):
+        compared = [(p, q) for p, q in zip(getattr(ours, name).parameters(), getattr(ref, name).parameters())
+                    if id(q) not in noise]
+        assert not [q for q in getattr(ref, name).parameters() if q.dim() > 1 and id(q) in noise], name  # every weight
+        for p, q in compared:
+            assert torch.allclose(p, q, rtol=0, atol=1e-6), name
+
+
 def test_translate_range_and_shape():
     gan = small_gan()
     y = gan.translate(torch.rand(3, 16, 16), "AB")
@@ -257,3 +320,16 @@ def cl_forward_only(G, F, a, b):
 ])
 def test_checks(label, right, stub, wrong, hint, exercise_check):
     exercise_check(label, right, stub, wrong, hint)
+
+
+def test_pair_pass_stacks_only_where_the_batch_does_not_matter():
+    from i2icourse.recipes.cyclegan import pair_pass
+    x, y = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    for net, stacked in ((ResnetGenerator(3, 3, 4, 1), True),                       # instance norm
+                         (nn.Sequential(nn.Conv2d(3, 3, 3), nn.BatchNorm2d(3)), False)):  # batch norm
+        calls = []
+        net.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
+        got = pair_pass(net, x, y)
+        assert calls == ([4] if stacked else [2, 2])
+        if stacked:   # the same results as two passes, up to rounding
+            assert all(torch.allclose(g, w, atol=1e-5) for g, w in zip(got, (net(x), net(y))))

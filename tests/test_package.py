@@ -94,7 +94,8 @@ def _third_party_imports(files: list[Path]) -> set[str]:
                 names |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names.add(node.module.split(".")[0])
-    return {n for n in names if n not in sys.stdlib_module_names and n not in ("i2icourse", "conftest")}
+    local = {f.stem for folder in ("tests", "book/_ext", "benchmarks") for f in (PKG.parent / folder).glob("*.py")}
+    return {n for n in names if n not in sys.stdlib_module_names and n not in local | {"i2icourse"}}
 
 
 def _requirement_names(requirements: list[str]) -> set[str]:

@@ -105,6 +105,79 @@ def test_one_step_changes_G_and_D_with_finite_losses(rec, mode):
     assert any(not torch.equal(a, b) for a, b in zip(d0, gan.D.parameters()))
 
 
+
+def _gradient_counts(module):
+    """Number of gradients computed for each parameter of ``module`` (a hook per parameter counts them)."""
+    counts = {}
+    for name, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        counts[name] = 0
+        p.register_hook(lambda grad, name=name: counts.__setitem__(name, counts[name] + 1))
+    return counts
+
+
+def test_G_update_computes_no_gradient_for_D_and_restores_its_flags():
+    torch.manual_seed(0)
+    gan = Pix2Pix(UNetGenerator(depth=5, ngf=4), patchgan(16, ndf=4))
+    gan.D.model[0].bias.requires_grad_(False)   # a layer frozen on purpose stays frozen
+    counts = _gradient_counts(gan.D)
+    gan.step(_batch())
+    gan.step(_batch())
+    assert "model.0.bias" not in counts and set(counts.values()) == {2}   # one per step: D's update, not G's
+    assert not gan.D.model[0].bias.requires_grad
+    assert all(p.requires_grad for name, p in gan.D.named_parameters() if name != "model.0.bias")
+
+
+def test_an_error_inside_G_update_restores_D_flags():
+    def broken(pred, target):
+        raise RuntimeError("broken extra loss")
+
+    torch.manual_seed(0)
+    gan = Pix2Pix(UNetGenerator(depth=5, ngf=4), patchgan(16, ndf=4), extra_loss=broken)
+    with pytest.raises(RuntimeError, match="broken extra loss"):
+        gan.step(_batch())
+    assert all(p.requires_grad for p in gan.D.parameters())
+
+
+def _textbook_step(G, D, opt_G, opt_D, x, y):
+    """The paper's step written plainly (D not frozen: the same update, with extra work)."""
+    bce = F.binary_cross_entropy_with_logits
+    fake = G(x)
+    opt_D.zero_grad()
+    real_out, fake_out = D(x, y), D(x, fake.detach())
+    loss_D = 0.5 * (bce(real_out, torch.ones_like(real_out)) + bce(fake_out, torch.zeros_like(fake_out)))
+    loss_D.backward()
+    opt_D.step()
+    opt_G.zero_grad()
+    fake_out = D(x, fake)
+    loss_gan, loss_l1 = bce(fake_out, torch.ones_like(fake_out)), (fake - y).abs().mean()
+    (loss_gan + 100 * loss_l1).backward()
+    opt_G.step()
+    return {"D": loss_D.item(), "G_GAN": loss_gan.item(), "G_L1": loss_l1.item()}
+
+
+def test_step_makes_the_textbook_update():
+    def nets():
+        torch.manual_seed(0)
+        return UNetGenerator(depth=5, ngf=4), patchgan(16, ndf=4)
+
+    gan = Pix2Pix(*nets())
+    G, D = nets()
+    opt_G, opt_D = (torch.optim.Adam(n.parameters(), lr=2e-4, betas=(0.5, 0.999)) for n in (G, D))
+    batch = _batch()
+    for step in range(2):
+        torch.manual_seed(10 + step)   # the same dropout masks
+        ours = gan.step(batch)
+        torch.manual_seed(10 + step)
+        want = _textbook_step(G, D, opt_G, opt_D, batch["A"] * 2 - 1, batch["B"] * 2 - 1)
+        for k, v in want.items():
+            assert ours[k] == pytest.approx(v, rel=1e-4), k
+        if step == 0:   # after one update: the same weights up to rounding
+            for p, q in zip([*gan.G.parameters(), *gan.D.parameters()], [*G.parameters(), *D.parameters()]):
+                assert torch.allclose(p, q, rtol=0, atol=1e-6)
+
+
 def test_fit_with_checkpoint_and_sample_log(tmp_path):
     pairs = [(torch.rand(3, 40, 40), torch.rand(3, 40, 40)) for _ in range(3)]
     ds = AlignedDataset(pairs, 32)

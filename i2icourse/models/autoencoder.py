@@ -7,7 +7,8 @@ The same class serves both of the paper's image sizes: 96x96 STL-10 images (four
 normalisation and Adam follow the paper's references [31, 32]; the exact widths of the paper's
 supplementary material are not reproduced (``channels`` is a parameter).
 
-This module imports only torch.
+Taught in chapter 2 (``notebooks/02_msssim_autoencoders.ipynb``), which trains it with MSE, MAE and
+MS-SSIM losses. This module imports only torch.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def _up(c_in: int, c_out: int, norm: bool) -> nn.Sequential:
 
 
 class ConvAutoencoder(nn.Module):
-    """Encoder (stride-2 convolutions, then a linear layer to the bottleneck) and a mirror-image decoder.
+    """Encoder (stride-2 convolutions, then a linear layer to the bottleneck) and a mirror-image decoder (chapter 2).
 
     Args:
         size: the side of the square input image (96 or 48 in the paper); it must be divisible by

@@ -1,5 +1,8 @@
 """The pix2pix discriminator: a PatchGAN that classifies every N x N patch of an (input, output) pair.
 
+Taught in chapter 4 (``notebooks/04_pix2pix.ipynb``: ``PatchDiscriminator``, ``receptive_field``); reused
+in chapters 1, 5 and 6.
+
 Isola et al. (2017, sec. 3.2.2 and appendix 6.1.2): instead of one real/fake verdict per image, a
 fully convolutional network outputs a *map* of verdicts, each one looking at a patch of the image,
 its *receptive field*. Averaging the map is the loss. A small patch models only texture and local

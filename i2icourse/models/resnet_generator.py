@@ -1,5 +1,7 @@
 """CycleGAN's generator: Johnson et al.'s ResNet encoder-decoder, as Zhu et al. (2017, appendix 7.2) use it.
 
+Taught in chapter 6 (``notebooks/06_cyclegan.ipynb``: ``ResnetBlock``).
+
 The paper's notation: ``c7s1-k`` is a 7x7 Convolution-InstanceNorm-ReLU with k filters and stride 1;
 ``dk`` a 3x3 Convolution-InstanceNorm-ReLU with stride 2 (halves H and W); ``Rk`` a residual block of
 two 3x3 convolutions with k filters; ``uk`` a 3x3 fractional-strided (transposed) convolution with

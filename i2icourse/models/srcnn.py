@@ -15,7 +15,8 @@ zero-padded so that the output has the input's size -- simpler to train, evaluat
 ``residual=True`` adds the input to the output (the network learns only the missing detail, as VDSR
 does); it is not in the paper and is off by default.
 
-This module imports only torch.
+Taught in chapter 3 (``notebooks/03_srcnn.ipynb``), which shows this class and trains it with
+three losses. This module imports only torch.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from torch import nn
 
 
 class SRCNN(nn.Module):
-    """SRCNN ``f1-f2-f3`` with ``n1``/``n2`` filters on a ``channels``-channel image (1: the Y channel)."""
+    """SRCNN ``f1-f2-f3`` with ``n1``/``n2`` filters on a ``channels``-channel image (1: the Y channel); chapter 3."""
 
     def __init__(self, channels: int = 1, n1: int = 64, n2: int = 32, f1: int = 9, f2: int = 5, f3: int = 5,
                  init_std: float | None = 1e-3, residual: bool = False):

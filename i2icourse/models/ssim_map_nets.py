@@ -32,7 +32,8 @@ above 1 on the many all-ones pristine maps would never come back. The GAN's gene
 (pix2pix); its output is mapped from [-1, 1] to [0, 1], which is the same function up to scale
 (tanh(z) = 2 sigmoid(2z) - 1).
 
-Imports only torch and torchvision (the encoders).
+Taught in chapter 1 (``notebooks/01_ssim_quality_maps.ipynb``), which shows :class:`UNet` and trains
+four of the eight. Imports only torch and torchvision (the encoders).
 """
 from __future__ import annotations
 
@@ -162,7 +163,7 @@ class UNet(nn.Module):
     """U-Net with ``levels`` resolutions (``levels - 1`` max-poolings), ``base`` filters at the top,
     doubling per level; decoder: 2x2 transposed convolution, concatenate the skip, double conv.
 
-    ``UNet(levels=4)`` is the paper's "U-Net", ``UNet(levels=5, base=32)`` its "U-Net32".
+    ``UNet(levels=4)`` is the paper's "U-Net", ``UNet(levels=5, base=32)`` its "U-Net32" (chapter 1).
     """
 
     def __init__(self, levels: int = 4, base: int = 16, in_channels: int = 3):

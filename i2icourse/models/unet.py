@@ -1,5 +1,8 @@
 """The pix2pix generator: a U-Net encoder-decoder with skip connections (Isola et al. 2017, appendix 6.1.1).
 
+Taught in chapter 4 (``notebooks/04_pix2pix.ipynb``: ``UNetGenerator.forward``, ``plot.unet_diagram``);
+reused in chapters 1 and 5.
+
 The paper's notation: ``Ck`` is Convolution-BatchNorm-ReLU with k filters, ``CDk`` the same with
 dropout 0.5; all convolutions are 4x4 with stride 2. For 256x256 images (8 levels)::
 

@@ -1,5 +1,6 @@
-"""Chapter 2's recipe: train an autoencoder with a chosen loss, measure its reconstructions, probe its
-bottleneck with a linear model, and tally rankings of reconstructions (the paper's Fig. 1).
+"""Chapter 2's recipe (``notebooks/02_msssim_autoencoders.ipynb``): train an autoencoder with a chosen
+loss, measure its reconstructions, probe its bottleneck with a linear model, and tally rankings of
+reconstructions (the paper's Fig. 1).
 
 * :data:`LOSSES` / :func:`make_loss` -- the three losses of Snell et al. (2017): MSE, MAE and MS-SSIM
   with all exponents equal to 1 (``metrics.ms_ssim(weights='equal')``), minimised as -log MS-SSIM
@@ -29,7 +30,7 @@ paper_ms_ssim_loss: LossFn = partial(losses.ms_ssim_loss, weights="equal")
 
 
 def log_ms_ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """-log MS-SSIM (all exponents 1, 5 scales), averaged over the batch: 0 for identical images.
+    """-log MS-SSIM (all exponents 1, 5 scales), averaged over the batch: 0 for identical images (chapter 2).
 
     Per image it has the same minimum as the paper's 1 - MS-SSIM (log is increasing), but each image's
     gradient is divided by its score. With exponents 1 the score is a product of five terms below 1,
@@ -63,7 +64,7 @@ def make_loss(name: str) -> LossFn:
 
 def reconstruction_step(model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
                         device: torch.device | str = "cpu") -> Callable[[torch.Tensor, int], dict[str, float]]:
-    """A step function for :func:`i2icourse.train.fit`: reconstruct the batch, minimise ``loss_fn``."""
+    """A step function for :func:`i2icourse.train.fit`: reconstruct the batch, minimise ``loss_fn`` (chapter 2)."""
     def step(batch: torch.Tensor, step: int) -> dict[str, float]:
         model.train()
         x = batch.to(device)                       # (N, 1, H, W)

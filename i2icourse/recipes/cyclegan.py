@@ -1,5 +1,7 @@
 """The CycleGAN training step (Zhu et al. 2017): two generators, two discriminators, a cycle.
 
+Taught in chapter 6 (``notebooks/06_cyclegan.ipynb``: ``CycleGAN.step``, ``ImagePool.query``).
+
     G: A -> B,  F: B -> A,  D_B judges B images (real or G(a)),  D_A judges A images (real or F(b))
     L = L_GAN(G, D_B) + L_GAN(F, D_A) + lambda_cyc * (|F(G(a)) - a| + |G(F(b)) - b|)
         + lambda_idt * (|G(b) - b| + |F(a) - a|),      lambda_cyc = 10, lambda_idt = 0.5 * lambda_cyc
@@ -27,7 +29,7 @@ from torch import nn
 
 from i2icourse import io
 from i2icourse.losses import gan_loss
-from i2icourse.recipes.pix2pix import reconstruction
+from i2icourse.recipes.pix2pix import adam, as_floats, frozen, reconstruction
 from i2icourse.recipes.schedule import linear_decay_scheduler
 
 
@@ -84,6 +86,24 @@ class ImagePool:
         self.images = list(state["images"]) if state["images"].numel() else []
 
 
+def normalises_per_image(net: nn.Module) -> bool:
+    """Whether ``net``'s output for one image ignores the other images of its batch (no batch norm)."""
+    return not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
+def pair_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``net(x), net(y)``, computed in one forward pass of the two batches stacked where that is the same.
+
+    With instance norm (CycleGAN's networks) each image is normalised on its own, so the stacked pass
+    gives both results up to rounding, and one convolution over 2N images runs faster than two over N.
+    A network with batch norm gets two passes: stacking would change its batch statistics.
+    """
+    if x.shape != y.shape or not normalises_per_image(net):
+        return net(x), net(y)
+    out = net(torch.cat([x, y]))
+    return out[:len(x)], out[len(x):]
+
+
 class CycleGAN:
     """G (A->B), F (B->A), D_A, D_B, two Adam optimisers, two image pools and the objective's settings.
 
@@ -100,8 +120,8 @@ class CycleGAN:
         self.device = torch.device(device)
         self.G, self.F = G.to(self.device), F.to(self.device)
         self.D_A, self.D_B = D_A.to(self.device), D_B.to(self.device)
-        self.opt_G = torch.optim.Adam(itertools.chain(self.G.parameters(), self.F.parameters()), lr=lr, betas=betas)
-        self.opt_D = torch.optim.Adam(itertools.chain(self.D_A.parameters(), self.D_B.parameters()), lr=lr, betas=betas)
+        self.opt_G = adam(itertools.chain(self.G.parameters(), self.F.parameters()), lr, betas)
+        self.opt_D = adam(itertools.chain(self.D_A.parameters(), self.D_B.parameters()), lr, betas)
         self.sched_G = linear_decay_scheduler(self.opt_G, steps, decay_from)
         self.sched_D = linear_decay_scheduler(self.opt_D, steps, decay_from)
         self.pool_A, self.pool_B = ImagePool(pool), ImagePool(pool)  # fakes F(b) for D_A, G(a) for D_B
@@ -127,36 +147,38 @@ class CycleGAN:
         self._set_train()
         a = io.to_signed(batch["A"].to(self.device))
         b = io.to_signed(batch["B"].to(self.device))
-        # --- generators: fool both discriminators, close both cycles, leave own-domain images alone
-        for D in (self.D_A, self.D_B):
-            D.requires_grad_(False)  # D's gradients are not needed for G's update
+        # --- generators: fool both discriminators, close both cycles, leave own-domain images alone.
+        # The discriminators are frozen: their weight gradients are not needed for G's update.
         self.opt_G.zero_grad(set_to_none=True)
-        fake_b, fake_a = self.G(a), self.F(b)              # G(a): A -> B, F(b): B -> A
-        rec_a, rec_b = self.F(fake_b), self.G(fake_a)      # F(G(a)) ~ a, G(F(b)) ~ b
-        loss_G_gan = gan_loss(self.D_B(fake_b), True, self.gan_mode)
-        loss_F_gan = gan_loss(self.D_A(fake_a), True, self.gan_mode)
-        loss_cyc = reconstruction(rec_a, a, self.cycle) + reconstruction(rec_b, b, self.cycle)
-        if self.lambda_idt > 0:  # G(b) ~ b and F(a) ~ a: keeps colours when the input is already in the target domain
-            loss_idt = reconstruction(self.G(b), b, self.cycle) + reconstruction(self.F(a), a, self.cycle)
-        else:
-            loss_idt = torch.zeros((), device=self.device)
-        loss = (loss_G_gan + loss_F_gan + self.lambda_cyc * loss_cyc
-                + self.lambda_idt * self.lambda_cyc * loss_idt)
-        loss.backward()
+        with frozen(self.D_A, self.D_B):
+            if self.lambda_idt > 0:  # G(b) ~ b and F(a) ~ a: keeps colours when the input is already in the target domain
+                fake_b, idt_b = pair_pass(self.G, a, b)        # G(a): A -> B, and G(b) for the identity term
+                fake_a, idt_a = pair_pass(self.F, b, a)        # F(b): B -> A, and F(a)
+                loss_idt = reconstruction(idt_b, b, self.cycle) + reconstruction(idt_a, a, self.cycle)
+            else:
+                fake_b, fake_a = self.G(a), self.F(b)
+                loss_idt = torch.zeros((), device=self.device)
+            rec_a, rec_b = self.F(fake_b), self.G(fake_a)      # F(G(a)) ~ a, G(F(b)) ~ b
+            loss_G_gan = gan_loss(self.D_B(fake_b), True, self.gan_mode)
+            loss_F_gan = gan_loss(self.D_A(fake_a), True, self.gan_mode)
+            loss_cyc = reconstruction(rec_a, a, self.cycle) + reconstruction(rec_b, b, self.cycle)
+            loss = (loss_G_gan + loss_F_gan + self.lambda_cyc * loss_cyc
+                    + self.lambda_idt * self.lambda_cyc * loss_idt)
+            loss.backward()
         self.opt_G.step()
         # --- discriminators: real vs a fake from the history pool; loss halved
-        for D in (self.D_A, self.D_B):
-            D.requires_grad_(True)
         self.opt_D.zero_grad(set_to_none=True)
         old_b, old_a = self.pool_B.query(fake_b), self.pool_A.query(fake_a)
-        loss_D_B = 0.5 * (gan_loss(self.D_B(b), True, self.gan_mode) + gan_loss(self.D_B(old_b), False, self.gan_mode))
-        loss_D_A = 0.5 * (gan_loss(self.D_A(a), True, self.gan_mode) + gan_loss(self.D_A(old_a), False, self.gan_mode))
+        real_b, fake_b_score = pair_pass(self.D_B, b, old_b)
+        real_a, fake_a_score = pair_pass(self.D_A, a, old_a)
+        loss_D_B = 0.5 * (gan_loss(real_b, True, self.gan_mode) + gan_loss(fake_b_score, False, self.gan_mode))
+        loss_D_A = 0.5 * (gan_loss(real_a, True, self.gan_mode) + gan_loss(fake_a_score, False, self.gan_mode))
         (loss_D_A + loss_D_B).backward()
         self.opt_D.step()
         self.sched_G.step()
         self.sched_D.step()
-        return {"G": loss_G_gan.item(), "F": loss_F_gan.item(), "D_A": loss_D_A.item(), "D_B": loss_D_B.item(),
-                "cycle": loss_cyc.item(), "identity": loss_idt.item()}
+        return as_floats({"G": loss_G_gan, "F": loss_F_gan, "D_A": loss_D_A, "D_B": loss_D_B,
+                          "cycle": loss_cyc, "identity": loss_idt})
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor, direction: str = "AB", batch_size: int = 16) -> torch.Tensor:

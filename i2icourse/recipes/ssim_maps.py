@@ -1,4 +1,5 @@
-"""Chapter 1's recipe: train networks to predict SSIM maps, measure them, use them as no-reference scores.
+"""Chapter 1's recipe (``notebooks/01_ssim_quality_maps.ipynb``): train networks to predict SSIM maps,
+measure them, use them as no-reference scores.
 
 * :class:`MapRegressor` -- a model, Adam (lr 1e-3, betas default) with the learning rate halved every
   ``halve_every`` steps (the paper: every 100 epochs), MAE loss; ``step`` is for :func:`i2icourse.train.fit`.
@@ -33,7 +34,7 @@ PAPER_TABLE_I: dict[str, tuple[str, int, int, float, float]] = {
 
 
 class MapRegressor:
-    """A map predictor trained on the mean absolute error, as in the paper.
+    """A map predictor trained on the mean absolute error, as in the paper (chapter 1 shows :meth:`step`).
 
     ``halve_every``: halve the learning rate every this many steps (0: never).
     """
