@@ -362,7 +362,7 @@ def _max_change(before: list[torch.Tensor], module: torch.nn.Module) -> float:
     return max(float((a - b.detach()).abs().max()) for a, b in zip(before, module.parameters()))
 
 
-@register("ex-04-4")
+@register("ex-04-5")
 def _check_pix2pix_step(train_step: Callable[..., Any]) -> str:
     """train_step(G, D, opt_G, opt_D, x, y, lam) -> (loss_D, loss_G): pix2pix's D update, then G's."""
     g = torch.Generator().manual_seed(8)

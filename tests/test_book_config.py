@@ -119,7 +119,7 @@ def test_every_cited_key_is_in_references_bib():
     assert not missing, f"cite keys missing from book/references.bib: {missing}"
 
 
-@pytest.mark.parametrize("name", ["intro.md", "instructors.md", "bibliography.md", "references.bib", "_static/custom.css",
+@pytest.mark.parametrize("name", ["intro.md", "instructors.md", "api.md", "bibliography.md", "references.bib", "_static/custom.css",
                                   "_ext/i2i_book.py", "_toc_students.yml"])
 def test_book_sources_exist(name):
     assert (BOOK / name).is_file()

@@ -1,4 +1,4 @@
-"""Chapter 4's exercise ex-04-4: the student writes pix2pix's D/G training step from the equations."""
+"""Chapter 4's exercise ex-04-5: the student writes pix2pix's D/G training step from the equations."""
 import copy
 
 import pytest
@@ -37,7 +37,7 @@ def solution(G, D, opt_G, opt_D, x, y, lam=100.0):
 
 
 def stub(G, D, opt_G, opt_D, x, y, lam=100.0):
-    raise NotImplementedError("ex-04-4: update D on the detached G(x), then G")
+    raise NotImplementedError("ex-04-5: update D on the detached G(x), then G")
 
 
 def undetached(G, D, opt_G, opt_D, x, y, lam=100.0):
@@ -64,7 +64,7 @@ def g_before_d(G, D, opt_G, opt_D, x, y, lam=100.0):
                                          (l1_on_the_wrong_range, "[-1, 1]"),
                                          (g_before_d, "loss_G")])
 def test_the_step_check(exercise_check, wrong, hint):
-    exercise_check("ex-04-4", solution, stub, wrong, hint)
+    exercise_check("ex-04-5", solution, stub, wrong, hint)
 
 
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step()`")  # its optimisers swapped for SGD
@@ -101,4 +101,4 @@ def another_right_step(G, D, opt_G, opt_D, x, y, lam=100.0):
 
 
 def test_a_right_step_written_another_way_passes(capsys):
-    assert checks.passes("ex-04-4", another_right_step), capsys.readouterr().out
+    assert checks.passes("ex-04-5", another_right_step), capsys.readouterr().out

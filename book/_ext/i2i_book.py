@@ -24,6 +24,13 @@ It does what Jupyter Book 1.x cannot be configured to do:
    pages link to themselves only (no link to the notebook with the solutions), the note that opens
    every student version (written for Colab and Jupyter, it links to the full notebook) is left out,
    and the site's title says "student edition".
+7. **The package's reference** (``api.md``, ``api/*.md``, by autodoc). Docstrings are read as
+   ``help()`` shows them: an indented block after a paragraph (a formula, a usage example) is shown
+   verbatim, a ``|`` or a Markdown fence in the text is text, Google-style ``Args:`` sections become parameter lists (in functions and classes only:
+   napoleon would read ``#: Text: more`` above a constant as "type: description"), and a method
+   without a docstring of its own shows none rather than the one it inherits from PyTorch
+   (``nn.Module.forward``'s). The student edition builds no highlighted source pages: the
+   package's code holds the answers to some exercises (the answer checks are not documented at all).
 """
 from __future__ import annotations
 
@@ -33,6 +40,7 @@ import json
 import posixpath
 import re
 import shutil
+import sys
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -41,6 +49,9 @@ from urllib.parse import urlparse
 from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.errors import ExtensionError
+from sphinx.ext import viewcode
+from sphinx.ext.napoleon import Config as NapoleonConfig
+from sphinx.ext.napoleon import GoogleDocstring
 from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
@@ -363,7 +374,104 @@ def ipython_code_cells(app: Sphinx, doctree: nodes.document) -> None:
             block["language"] = "ipython3"
 
 
+# ------------------------------------------------------------------ the package's reference
+PACKAGE = "i2icourse"
+# napoleon's settings for the Google-style sections: parameters as :param: fields, like autodoc's own.
+NAPOLEON = NapoleonConfig(napoleon_numpy_docstring=False, napoleon_use_param=True, napoleon_use_rtype=True)
+
+
+# Lines after which an indented block is reST's own: a list item, a directive, a field, a literal block.
+_NOT_A_PARAGRAPH = re.compile(r"^([-*+] |\d+[.)] |\.\. |:)|::$")
+
+
+def verbatim_indented_blocks(lines: list[str]) -> list[str]:
+    """Lines of a docstring in which every indented block that follows a paragraph and a blank line
+    (a formula, a usage example: what ``help()`` shows as written) is an reST literal block."""
+    out = list(lines)
+    for i in range(1, len(out)):
+        if not out[i].startswith(" ") or out[i - 1].strip():
+            continue
+        j = i - 1
+        while j > 0 and not out[j].strip():
+            j -= 1
+        previous = out[j].rstrip()
+        if previous and not previous.startswith(" ") and not _NOT_A_PARAGRAPH.search(previous):
+            out[j] = previous + (":" if previous.endswith(":") else " ::")
+    return out
+
+
+# An inline literal (``...``), left as it is; a bar (|x - y|, A|B) or a fence (```python) is text.
+_INLINE_LITERAL = re.compile(r"(``.+?``)")
+_TEXT_MARKS = re.compile(r"\||`{3,}")
+
+
+def _escape_marks(text: str) -> str:
+    return _TEXT_MARKS.sub(lambda m: "".join("\\" + c for c in m.group(0)), text)
+
+
+def plain_text_marks(lines: list[str]) -> list[str]:
+    """Lines of a docstring in which a ``|`` (an absolute value, a norm, "A|B" files) and a run of
+    backticks (a Markdown fence) outside inline and block literals are text, not reST markup
+    (substitutions, tables): the package's docstrings never use either as markup."""
+    out: list[str] = []
+    literal_indent: int | None = None  # the indentation of the paragraph that opened a literal block
+    for line in lines:
+        indent = len(line) - len(line.lstrip())
+        if literal_indent is not None and (not line.strip() or indent > literal_indent):
+            out.append(line)
+            continue
+        literal_indent = indent if line.rstrip().endswith("::") else None
+        parts = _INLINE_LITERAL.split(line)
+        out.append("".join(part if i % 2 else _escape_marks(part) for i, part in enumerate(parts)))
+    return out
+
+
+def package_docstrings(app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:
+    """autodoc-process-docstring: read the package's docstrings as help() shows them (item 7)."""
+    lines[:] = plain_text_marks(verbatim_indented_blocks(lines))
+    if what in ("function", "method", "class", "exception"):
+        lines[:] = GoogleDocstring(lines, NAPOLEON, app, what, name, obj, options).lines()
+
+
+def _owner(method: Any) -> type | None:
+    """The class a method is defined in, found from its module and qualified name."""
+    owner: Any = sys.modules.get(getattr(method, "__module__", None) or "")
+    for part in getattr(method, "__qualname__", "").split(".")[:-1]:
+        owner = getattr(owner, part, None)
+    return owner if isinstance(owner, type) else None
+
+
+def drop_foreign_docstrings(app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:
+    """autodoc-process-docstring: a method of the package without a docstring of its own shows no
+    text inherited from another package (``forward`` would say "Define the computation performed
+    at every call", with a link to PyTorch's ``Module`` that the book cannot resolve)."""
+    if what != "method" or not name.startswith(PACKAGE + ".") or getattr(obj, "__doc__", "") is not None:
+        return
+    attribute = name.rpartition(".")[2]
+    for base in getattr(_owner(obj), "__mro__", ())[1:]:
+        inherited = base.__dict__.get(attribute)
+        if inherited is not None and getattr(inherited, "__doc__", None):
+            if not base.__module__.startswith(PACKAGE + "."):
+                lines.clear()
+            return
+
+
+def no_source_pages_for_students(app: Sphinx, config: Any) -> None:
+    """config-inited: the student edition builds no highlighted source pages (viewcode is off)."""
+    if not is_student_edition(config):
+        return
+    handlers = (viewcode.doctree_read, viewcode.collect_pages)
+    for event in ("doctree-read", "html-collect-pages"):
+        for listener in list(app.events.listeners.get(event, [])):
+            if listener.handler in handlers:
+                app.disconnect(listener.id)
+
+
 def setup(app: Sphinx) -> dict:
+    app.setup_extension("sphinx.ext.autodoc")  # for its autodoc-process-docstring event
+    app.connect("autodoc-process-docstring", package_docstrings)
+    app.connect("autodoc-process-docstring", drop_foreign_docstrings, priority=600)
+    app.connect("config-inited", no_source_pages_for_students)
     app.connect("doctree-read", ipython_code_cells)
     app.connect("config-inited", check_mathjax_path)
     app.connect("config-inited", title_student_edition)

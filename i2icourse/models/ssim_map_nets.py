@@ -3,21 +3,21 @@
 Every model maps a distorted image (B, 3, H, W) in [0, 1] to a predicted SSIM map (B, 1, H, W) in
 [0, 1]; H and W must be multiples of 32 (five halvings). The names follow the paper:
 
-==================  ======  ==============================================================
-name                type    what
-==================  ======  ==============================================================
-``fcn``             FCN     VGG-16-style encoder (stride 32), 1x1 "fc" convolutions, one
-                            transposed convolution x32 back to full size (FCN-32s: the skip
-                            fusion of FCN-8s removed, as in the paper)
-``dcnn``            FCN     DeepLab (v3) style: ResNet-50 with atrous (dilated) last stages,
-                            output stride 8, atrous spatial pyramid pooling, bilinear x8
-``unet``            U-Net   Ronneberger's U-Net with 4 levels (3 poolings)
-``unet32``          U-Net   the same with 5 levels (4 poolings) and 32 filters at the top
-``densenet121_unet`` U-Net  torchvision DenseNet-121 encoder + U-Net decoder
-``resnet18_unet``   U-Net   torchvision ResNet-18 encoder + U-Net decoder
-``resnet50_unet``   U-Net   torchvision ResNet-50 encoder + U-Net decoder
-``gan``             GAN     the pix2pix U-Net generator (trained with a PatchGAN, cGAN + lambda L1)
-==================  ======  ==============================================================
+====================  ======  ==============================================================
+name                  type    what
+====================  ======  ==============================================================
+``fcn``               FCN     VGG-16-style encoder (stride 32), 1x1 "fc" convolutions, one
+                              transposed convolution x32 back to full size (FCN-32s: the skip
+                              fusion of FCN-8s removed, as in the paper)
+``dcnn``              FCN     DeepLab (v3) style: ResNet-50 with atrous (dilated) last stages,
+                              output stride 8, atrous spatial pyramid pooling, bilinear x8
+``unet``              U-Net   Ronneberger's U-Net with 4 levels (3 poolings)
+``unet32``            U-Net   the same with 5 levels (4 poolings) and 32 filters at the top
+``densenet121_unet``  U-Net   torchvision DenseNet-121 encoder + U-Net decoder
+``resnet18_unet``     U-Net   torchvision ResNet-18 encoder + U-Net decoder
+``resnet50_unet``     U-Net   torchvision ResNet-50 encoder + U-Net decoder
+``gan``               GAN     the pix2pix U-Net generator (trained with a PatchGAN, cGAN + lambda L1)
+====================  ======  ==============================================================
 
 The encoder U-Nets use the decoder of the ``segmentation_models`` library the paper's numbers come
 from: at each of five x2 upsamplings, concatenate the encoder feature of that scale, then two
