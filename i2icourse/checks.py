@@ -566,7 +566,8 @@ def _check_impulse_version(my_impulse_version: Callable[..., Any]) -> str:
 @register("ex-01-3")
 def _check_unet_params(unet_param_count: Callable[[int, int], Any]) -> str:
     """unet_param_count(levels, base): the parameters of ssim_map_nets.UNet(levels, base), by formula."""
-    from i2icourse.models.ssim_map_nets import UNet, count_parameters
+    from i2icourse.models.layers import count_parameters
+    from i2icourse.models.ssim_map_nets import UNet
     for levels, base in [(4, 16), (5, 32), (2, 8), (3, 24)]:
         got = number(unet_param_count(levels, base), "unet_param_count's result")
         want = count_parameters(UNet(levels, base))
@@ -670,10 +671,11 @@ def _check_mixed_loss(mixed_loss: Callable[..., Any]) -> str:
 @register("ex-06-1")
 def _check_resnet_params(resnet_param_count: Callable[[int, int], Any]) -> str:
     """resnet_param_count(ngf, n_blocks): the parameters of CycleGAN's ResnetGenerator(3, 3, ngf, n_blocks)."""
+    from i2icourse.models.layers import count_parameters
     from i2icourse.models.resnet_generator import ResnetGenerator
     for ngf, n_blocks in [(64, 6), (64, 9), (16, 3), (8, 1)]:
         got = number(resnet_param_count(ngf, n_blocks), "resnet_param_count's result")
-        want = sum(p.numel() for p in ResnetGenerator(3, 3, ngf, n_blocks).parameters())
+        want = count_parameters(ResnetGenerator(3, 3, ngf, n_blocks))
         if got != want:
             one_conv = 9 * (4 * ngf) ** 2 + 4 * ngf
             hint = " (a residual block holds two 3x3 convolutions with biases)" if want - got == n_blocks * one_conv else ""

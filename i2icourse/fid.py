@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from i2icourse.inference import predict
+
 _MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 _STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
@@ -72,14 +74,11 @@ def inception_features(weights: str | None = None, size: int = 299) -> Inception
     return InceptionFeatures(weights, size)
 
 
-@torch.no_grad()
 def features(extractor: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor | Sequence[torch.Tensor],
              batch_size: int = 32) -> torch.Tensor:
     """The (N, D) float64 features of a batch or a list of (C,H,W) images in [0, 1]."""
     xs = images if isinstance(images, torch.Tensor) else torch.stack(list(images))
-    dev = next((p.device for p in getattr(extractor, "parameters", lambda: [])()), torch.device("cpu"))
-    return torch.cat([extractor(xs[i:i + batch_size].to(dev)).double().cpu()
-                      for i in range(0, len(xs), batch_size)])
+    return predict(extractor, xs, batch_size, fn=lambda x: extractor(x).double())
 
 
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:

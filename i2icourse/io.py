@@ -30,11 +30,12 @@ class ImageError(ValueError):
 # ----------------------------------------------------------------------------------------------
 
 def check_image(x: torch.Tensor, name: str = "image", channels: Sequence[int] | None = None,
-                batched: bool | None = None) -> torch.Tensor:
+                batched: bool | None = None, value_range: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
     """Raise :class:`ImageError` unless ``x`` is a float image in [0, 1], (C,H,W) or (N,C,H,W).
 
     ``channels`` restricts the allowed channel counts (e.g. ``(1, 3)``); ``batched`` requires (or
-    forbids) the batch dimension. Returns ``x`` so the check can wrap an expression.
+    forbids) the batch dimension; ``value_range`` is the allowed range, ``(-1, 1)`` for images
+    mapped by :func:`to_signed`. Returns ``x`` so the check can wrap an expression.
     """
     if not isinstance(x, torch.Tensor):
         raise ImageError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
@@ -43,21 +44,27 @@ def check_image(x: torch.Tensor, name: str = "image", channels: Sequence[int] | 
         want = dims[4] if batched else dims[3] if batched is False else "(C, H, W) or (N, C, H, W)"
         raise ImageError(f"{name}: expected shape {want}, got {tuple(x.shape)}")
     if not x.is_floating_point():
-        raise ImageError(f"{name}: expected a float tensor in [0, 1], got dtype {x.dtype} "
+        raise ImageError(f"{name}: expected a float tensor in {_interval(value_range)}, got dtype {x.dtype} "
                          "(convert with x.float() / 255 for 8-bit data)")
     c = x.shape[-3]
     if channels is not None and c not in channels:
         raise ImageError(f"{name}: expected {' or '.join(map(str, channels))} channels, got {c} "
                          f"(shape {tuple(x.shape)}; channels come first)")
     if x.numel():
-        lo, hi = float(x.min()), float(x.max())
+        lo, hi = torch.stack([x.min(), x.max()]).tolist()   # one transfer from the device, not two
         if not (np.isfinite(lo) and np.isfinite(hi)):
             raise ImageError(f"{name}: contains NaN or infinite values")
-        if lo < -1e-6 or hi > 1 + 1e-6:
-            raise ImageError(f"{name}: values must lie in [0, 1], found [{lo:.4g}, {hi:.4g}]"
-                             + (" (looks like [-1, 1]: use from_signed())" if lo < 0 else "")
+        low, high = value_range
+        if lo < low - 1e-6 or hi > high + 1e-6:
+            raise ImageError(f"{name}: values must lie in {_interval(value_range)}, found [{lo:.4g}, {hi:.4g}]"
+                             + (" (looks like [-1, 1]: use from_signed())" if lo < 0 <= low else "")
                              + (" (looks like 0..255: divide by 255)" if hi > 2 else ""))
     return x
+
+
+def _interval(value_range: tuple[float, float]) -> str:
+    """``(0.0, 1.0)`` -> ``'[0, 1]'``, for messages."""
+    return "[{:g}, {:g}]".format(*value_range)
 
 
 # ----------------------------------------------------------------------------------------------

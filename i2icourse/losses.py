@@ -1,13 +1,16 @@
-"""Reconstruction losses: pixel losses (L1, L2, their mix) and structural ones (1 - SSIM, 1 - MS-SSIM).
+"""Reconstruction losses: pixel losses (L1, L2, their mix) and structural ones (1 - SSIM, 1 - MS-SSIM, -log MS-SSIM).
 
 Every loss takes ``(pred, target)``, two float tensors of the same shape, (C,H,W) or (N,C,H,W), and
-returns a scalar: the mean over the batch, ready for ``.backward()``. The data range is [0, 1]. The
-target is checked (shape, [0, 1]; a 0..255 or [-1, 1] target is the usual mistake); the prediction
-may leave [0, 1] a little, as a network's linear output layer does, but must be finite.
+returns a scalar: the mean over the batch, ready for ``.backward()``. The target is checked (shape,
+range; a 0..255 target, or a [-1, 1] one where [0, 1] is expected, is the usual mistake); the
+prediction may leave the range a little, as a network's linear output layer does, but must be finite.
+The range is [0, 1]; the pixel losses also take ``value_range=(-1, 1)``, the tanh range in which the
+GAN chapters measure their reconstruction terms (pix2pix's ``lambda = 100`` is meant there).
 
-Each loss exists as a function (``ssim_loss(pred, target)``) and as a module (``SSIMLoss()``); a
-chapter that compares losses picks them by name with :func:`get_loss` (Zhao et al. 2017 compare
-exactly these for image restoration).
+The chapters pick losses by name with :func:`get_loss` from the one registry :data:`LOSSES`:
+chapter 2 trains autoencoders with ``mse``, ``mae`` and ``log_ms_ssim``, chapter 3 SRCNN with
+``l2``, ``l1`` and ``ms_ssim`` (Zhao et al. 2017 compare exactly these for image restoration),
+chapters 4 and 6 weigh ``l1``, ``l2`` or ``mix`` against the adversarial term.
 
 * ``ssim`` is ``pytorch_msssim.ssim``: the same number as :func:`i2icourse.metrics.ssim`'s score.
 * ``ms_ssim`` is :func:`i2icourse.metrics.ms_ssim`, not pytorch-msssim's: that one refuses images
@@ -16,6 +19,7 @@ exactly these for image restoration).
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable
 
 import pytorch_msssim
@@ -25,10 +29,21 @@ from torch import nn
 from i2icourse import metrics
 from i2icourse.io import ImageError, check_image
 
+#: A loss: ``loss(pred, target)`` -> a scalar tensor.
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: The range of the images' values: (0, 1), or (-1, 1) for images mapped by ``io.to_signed``.
+Range = tuple[float, float]
 
-def _check(pred: torch.Tensor, target: torch.Tensor, fn: str, min_size: int = 1) -> None:
-    """Target in [0, 1] with pred of the same shape, both float; pred finite."""
-    check_image(target, f"{fn}: target")
+
+def check_pair(pred: torch.Tensor, target: torch.Tensor, fn: str, min_size: int = 1,
+               value_range: Range = (0.0, 1.0)) -> None:
+    """Raise :class:`~i2icourse.io.ImageError` unless ``target`` is an image in ``value_range`` and ``pred`` a
+    finite float tensor of its shape, both at least ``min_size`` pixels a side; ``fn`` names the loss in the message.
+
+    Every loss of the course starts with it, so that a wrong target fails with a message, not a
+    silently meaningless number.
+    """
+    check_image(target, f"{fn}: target", value_range=value_range)
     if not isinstance(pred, torch.Tensor):
         raise ImageError(f"{fn}: pred: expected a torch.Tensor, got {type(pred).__name__}")
     if pred.shape != target.shape:
@@ -43,7 +58,8 @@ def _check(pred: torch.Tensor, target: torch.Tensor, fn: str, min_size: int = 1)
         raise ImageError(f"{fn}: images must be at least {min_size}x{min_size} pixels, got {h}x{w}")
 
 
-def _batch(x: torch.Tensor) -> torch.Tensor:
+def as_batch(x: torch.Tensor) -> torch.Tensor:
+    """A (C,H,W) image as a batch of one, (1,C,H,W); a batch as it is."""
     return x if x.dim() == 4 else x.unsqueeze(0)
 
 
@@ -51,23 +67,24 @@ def _batch(x: torch.Tensor) -> torch.Tensor:
 # Pixel losses
 # ----------------------------------------------------------------------------------------------
 
-def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def l1(pred: torch.Tensor, target: torch.Tensor, value_range: Range = (0.0, 1.0)) -> torch.Tensor:
     """Mean absolute error: the median-seeking loss, sharper than L2 (pix2pix's reconstruction term)."""
-    _check(pred, target, "l1")
+    check_pair(pred, target, "l1", value_range=value_range)
     return (pred - target).abs().mean()
 
 
-def l2(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def l2(pred: torch.Tensor, target: torch.Tensor, value_range: Range = (0.0, 1.0)) -> torch.Tensor:
     """Mean squared error: the mean-seeking loss, the one PSNR measures (SRCNN trains on it)."""
-    _check(pred, target, "l2")
+    check_pair(pred, target, "l2", value_range=value_range)
     return (pred - target).pow(2).mean()
 
 
-def mixed_l1_l2(pred: torch.Tensor, target: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
-    """``alpha * L1 + (1 - alpha) * L2``: alpha = 1 is pure L1, alpha = 0 pure L2."""
+def mixed_l1_l2(pred: torch.Tensor, target: torch.Tensor, alpha: float = 0.5,
+                value_range: Range = (0.0, 1.0)) -> torch.Tensor:
+    """``alpha * L1 + (1 - alpha) * L2``: alpha = 1 is pure L1, alpha = 0 pure L2 (0.5: Group 32's convex mix)."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"mixed_l1_l2: alpha must lie in [0, 1], got {alpha}")
-    _check(pred, target, "mixed_l1_l2")
+    check_pair(pred, target, "mixed_l1_l2", value_range=value_range)
     diff = pred - target
     return alpha * diff.abs().mean() + (1 - alpha) * diff.pow(2).mean()
 
@@ -79,8 +96,8 @@ def mixed_l1_l2(pred: torch.Tensor, target: torch.Tensor, alpha: float = 0.5) ->
 def ssim_loss(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, win_size: int = 11,
               sigma: float = 1.5) -> torch.Tensor:
     """``1 - SSIM``, averaged over the batch (Gaussian 11x11 window, sigma 1.5; images from 11x11 up)."""
-    _check(pred, target, "ssim_loss", win_size)
-    score = pytorch_msssim.ssim(_batch(pred), _batch(target), data_range=data_range, size_average=True,
+    check_pair(pred, target, "ssim_loss", win_size)
+    score = pytorch_msssim.ssim(as_batch(pred), as_batch(target), data_range=data_range, size_average=True,
                                 win_size=win_size, win_sigma=sigma)
     return 1 - score
 
@@ -88,93 +105,62 @@ def ssim_loss(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
 def ms_ssim_loss(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
                  weights: metrics.Weights = None, win_size: int = 11) -> torch.Tensor:
     """``1 - MS-SSIM``, averaged over the batch; for images from 33x33 up (see :func:`metrics.ms_ssim`)."""
-    scales = len(metrics._ms_weights(weights))
-    _check(pred, target, "ms_ssim_loss", 2 ** scales + 1)
+    scales = len(metrics.ms_ssim_weights(weights))
+    check_pair(pred, target, "ms_ssim_loss", 2 ** scales + 1)
     # metrics.ms_ssim itself requires both images in [0, 1]; its core measures pred as it is.
     dtype = torch.promote_types(pred.dtype, target.dtype)
-    score = metrics._ms_ssim(_batch(pred).to(dtype), _batch(target).to(dtype), data_range=data_range,
-                             weights=weights, win_size=win_size)
+    score = metrics.ms_ssim_core(as_batch(pred).to(dtype), as_batch(target).to(dtype), data_range=data_range,
+                                 weights=weights, win_size=win_size)
     return 1 - score.mean()
 
 
-class L1Loss(nn.Module):
-    """Module form of :func:`l1`."""
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return l1(pred, target)
+#: Snell et al.'s (2017) MS-SSIM loss as the paper writes it: 1 - MS-SSIM with all exponents 1 (5 scales), batch mean.
+paper_ms_ssim_loss: LossFn = partial(ms_ssim_loss, weights="equal")
 
 
-class L2Loss(nn.Module):
-    """Module form of :func:`l2`."""
+def log_ms_ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """-log MS-SSIM (all exponents 1, 5 scales), averaged over the batch: 0 for identical images (chapter 2).
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return l2(pred, target)
-
-
-class MixedL1L2Loss(nn.Module):
-    """Module form of :func:`mixed_l1_l2`."""
-
-    def __init__(self, alpha: float = 0.5):
-        super().__init__()
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"MixedL1L2Loss: alpha must lie in [0, 1], got {alpha}")
-        self.alpha = alpha
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return mixed_l1_l2(pred, target, self.alpha)
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}"
+    Per image it has the same minimum as the paper's 1 - MS-SSIM (log is increasing), but each image's
+    gradient is divided by its score. With exponents 1 the score is a product of five terms below 1,
+    tiny (1e-4..1e-6) early in training; 1 - score then scales every image's gradient by its own score,
+    so a batch is steered by its few best-reconstructed (flat) images and training crawls. The log
+    turns the product into a sum, and every image and every scale counts.
+    """
+    check_pair(pred, target, "log_ms_ssim_loss", 33)
+    score = metrics.ms_ssim_core(as_batch(pred), as_batch(target), weights="equal")   # (N,)
+    return -torch.log(score).mean()
 
 
-class SSIMLoss(nn.Module):
-    """Module form of :func:`ssim_loss`."""
-
-    def __init__(self, data_range: float = 1.0, win_size: int = 11, sigma: float = 1.5):
-        super().__init__()
-        self.data_range, self.win_size, self.sigma = data_range, win_size, sigma
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return ssim_loss(pred, target, self.data_range, self.win_size, self.sigma)
-
-    def extra_repr(self) -> str:
-        return f"data_range={self.data_range}, win_size={self.win_size}, sigma={self.sigma}"
-
-
-class MSSSIMLoss(nn.Module):
-    """Module form of :func:`ms_ssim_loss`; ``weights`` is ``'standard'``, ``'equal'`` or a sequence."""
-
-    def __init__(self, data_range: float = 1.0, weights: metrics.Weights = None, win_size: int = 11):
-        super().__init__()
-        self.data_range, self.weights, self.win_size = data_range, weights, win_size
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return ms_ssim_loss(pred, target, self.data_range, self.weights, self.win_size)
-
-    def extra_repr(self) -> str:
-        return f"data_range={self.data_range}, weights={self.weights!r}, win_size={self.win_size}"
-
+# ----------------------------------------------------------------------------------------------
+# The registry: every reconstruction loss of the course, by name
+# ----------------------------------------------------------------------------------------------
 
 #: The losses :func:`get_loss` knows, by name.
-LOSSES: dict[str, Callable[..., nn.Module]] = {
-    "l1": L1Loss,
-    "l2": L2Loss,
-    "mixed": MixedL1L2Loss,
-    "ssim": SSIMLoss,
-    "ms_ssim": MSSSIMLoss,
+LOSSES: dict[str, LossFn] = {
+    "l1": l1,
+    "l2": l2,
+    "mixed": mixed_l1_l2,
+    "ssim": ssim_loss,
+    "ms_ssim": ms_ssim_loss,
+    "log_ms_ssim": log_ms_ssim_loss,
 }
+#: Other names for them: chapter 2's (the paper's MAE and MSE) and the GAN steps' ``mix``.
+ALIASES = {"mae": "l1", "mse": "l2", "mix": "mixed"}
 
 
-def get_loss(name: str, **options) -> nn.Module:
-    """The loss module ``name`` (``l1``, ``l2``, ``mixed``, ``ssim``, ``ms_ssim``), built with ``options``.
+def get_loss(name: str, **options) -> LossFn:
+    """The loss ``name`` of :data:`LOSSES` (or :data:`ALIASES`) as ``loss(pred, target)``, with ``options`` fixed.
 
     Lets an ablation be a list of names: ``for name in ("l1", "l2", "ssim"): loss = get_loss(name)``;
-    ``get_loss("mixed", alpha=0.84)``.
+    ``get_loss("mixed", alpha=0.84)``; ``get_loss("l1", value_range=(-1, 1))`` for tanh-range images.
+    Case, spaces and dashes do not matter (``"MS-SSIM"`` is ``ms_ssim``).
     """
     key = name.strip().lower().replace("-", "_")
+    key = ALIASES.get(key, key)
     if key not in LOSSES:
-        raise ValueError(f"get_loss: unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
-    return LOSSES[key](**options)
+        raise ValueError(f"get_loss: unknown loss {name!r}; choose one of {', '.join([*LOSSES, *ALIASES])}")
+    return partial(LOSSES[key], **options) if options else LOSSES[key]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -240,11 +226,11 @@ def kl_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-4) -> torc
     a global brightness factor, and differentiable; ``eps`` keeps the logs finite at black pixels.
     ``pred`` is clamped to [0, 1] (a tanh output mapped to [0, 1] already is).
     """
-    _check(pred, target, "kl_loss")
+    check_pair(pred, target, "kl_loss")
     if eps < 0:
         raise ValueError(f"kl_loss: eps must be >= 0, got {eps}")
-    p = _batch(target).flatten(2) + eps                       # (N, C, H*W)
-    q = _batch(pred).clamp(0, 1).flatten(2) + eps
+    p = as_batch(target).flatten(2) + eps                       # (N, C, H*W)
+    q = as_batch(pred).clamp(0, 1).flatten(2) + eps
     p = p / p.sum(-1, keepdim=True)
     q = q / q.sum(-1, keepdim=True)
     return (p * (p.log() - q.log())).sum(-1).mean()

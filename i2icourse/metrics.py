@@ -217,7 +217,10 @@ def ssim_components(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, *
 # MS-SSIM
 # ----------------------------------------------------------------------------------------------
 
-def _ms_weights(weights: Weights) -> tuple[float, ...]:
+def ms_ssim_weights(weights: Weights) -> tuple[float, ...]:
+    """The exponents ``weights`` names, finest scale first: ``'standard'`` (or None) for the paper's, ``'equal'``
+    for five 1s, or the sequence itself. Their count is the number of scales, which sets the smallest image
+    (``2 ** scales + 1`` pixels), so :mod:`i2icourse.losses` reads it too."""
     if weights is None or isinstance(weights, str) and weights == "standard":
         return MS_SSIM_WEIGHTS
     if isinstance(weights, str):
@@ -260,19 +263,21 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, weights: 
     while just above 0 the gradient of t**w, w t**(w-1), explodes.
     Colour images are scored per channel and averaged.
     """
-    scales = len(_ms_weights(weights))
+    scales = len(ms_ssim_weights(weights))
     xb, yb, batched = _pair(x, y, "ms_ssim", 2 ** scales + 1,
                             f" ({scales} scales need 3x3 pixels at the coarsest; use fewer weights for "
                             "smaller images)")
-    return _unbatch(_ms_ssim(xb, yb, data_range, weights, win_size, sigma, K, eps), batched)
+    return _unbatch(ms_ssim_core(xb, yb, data_range, weights, win_size, sigma, K, eps), batched)
 
 
-def _ms_ssim(xb: torch.Tensor, yb: torch.Tensor, data_range: float = 1.0, weights: Weights = None,
-             win_size: int = 11, sigma: float = 1.5, K: Sequence[float] = (0.01, 0.03),
-             eps: float = 1e-4) -> torch.Tensor:
-    """:func:`ms_ssim` of two checked batches, (N,); also for :mod:`i2icourse.losses`, whose
-    predictions may leave [0, 1]. Its loop over the scales is shown in chapter 2."""
-    w = _ms_weights(weights)
+def ms_ssim_core(xb: torch.Tensor, yb: torch.Tensor, data_range: float = 1.0, weights: Weights = None,
+                 win_size: int = 11, sigma: float = 1.5, K: Sequence[float] = (0.01, 0.03),
+                 eps: float = 1e-4) -> torch.Tensor:
+    """:func:`ms_ssim` of two (N,C,H,W) batches of one dtype, (N,), without its input checks.
+
+    For :mod:`i2icourse.losses`, which checks the pair itself: a network's prediction may leave
+    [0, 1] a little, which :func:`ms_ssim` refuses. Its loop over the scales is shown in chapter 2."""
+    w = ms_ssim_weights(weights)
     scales = len(w)
     terms = []
     for j in range(scales):

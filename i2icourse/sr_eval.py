@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from i2icourse import io, metrics
+from i2icourse.inference import predict
 from i2icourse.data.sr import degrade, load_photos, sr_pair
 
 #: A method: a batch (1, 1, H, W) of bicubic-upscaled Y -> its high-resolution estimate, same shape.
@@ -35,16 +36,7 @@ def bicubic(y_in: torch.Tensor) -> torch.Tensor:
 
 def upscaler(net: nn.Module, device: torch.device | str | None = None) -> Upscaler:
     """``net`` as an :data:`Upscaler`: eval mode and no gradients while it runs, then its mode restored."""
-    def run(y_in: torch.Tensor) -> torch.Tensor:
-        was_training = net.training
-        dev = device or next(net.parameters()).device
-        net.eval()
-        try:
-            with torch.no_grad():
-                return net(y_in.to(dev)).cpu()
-        finally:
-            net.train(was_training)
-    return run
+    return lambda y_in: predict(net, y_in, batch_size=len(y_in), device=device)
 
 
 def load_set(name: str) -> dict[str, torch.Tensor]:

@@ -19,6 +19,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from i2icourse.inference import evaluating
+
 
 def blend_window(tile: int, overlap: int, device: torch.device | str | None = None) -> torch.Tensor:
     """A (tile, tile) weight: 1 in the middle, a raised-cosine ramp over ``overlap`` pixels at each edge.
@@ -48,15 +50,22 @@ def _starts(size: int, tile: int, stride: int) -> list[int]:
     return starts
 
 
-@torch.no_grad()
 def tiled_apply(fn: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, tile: int = 256,
                 overlap: int = 0, batch_size: int = 16) -> torch.Tensor:
     """``fn`` applied tile by tile to ``image``; ``overlap=0`` is naive stitching, ``overlap>0`` blends.
 
     Images smaller than a tile, or whose sides are not covered by whole tiles, are reflect-padded
     (so ``fn`` always sees ``tile x tile`` inputs) and the output is cropped back to the input size.
-    With ``overlap=0`` the tiles form a plain grid and are pasted side by side.
+    With ``overlap=0`` the tiles form a plain grid and are pasted side by side. No gradients are
+    recorded; a network ``fn`` runs in eval mode (:func:`i2icourse.inference.evaluating`).
     """
+    with evaluating(fn):
+        return _tiled(fn, image, tile, overlap, batch_size)
+
+
+def _tiled(fn: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, tile: int, overlap: int,
+           batch_size: int) -> torch.Tensor:
+    """:func:`tiled_apply`'s work, inside its ``evaluating`` block."""
     batched = image.dim() == 4
     x = image if batched else image.unsqueeze(0)
     N, C, H, W = x.shape

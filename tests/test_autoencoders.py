@@ -7,9 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from i2icourse import checks, losses, metrics
+from i2icourse import analysis, checks, losses, metrics, plot
 from i2icourse.data import autoencoding as ae
-from i2icourse.models.autoencoder import ConvAutoencoder, bottleneck_features
+from i2icourse.analysis import bottleneck_features
+from i2icourse.models.autoencoder import ConvAutoencoder
 from i2icourse.recipes import autoencoders as rec
 
 
@@ -35,7 +36,7 @@ def test_ms_ssim_loss_zero_for_identical_images(side, weights):
 def test_equal_weight_loss_gradient_finite(side):
     x = _photo(side, 1)
     y = (x + 0.1 * torch.randn_like(x)).clamp(0, 1).requires_grad_()
-    loss = rec.make_loss("MS-SSIM")(y, x)
+    loss = losses.get_loss("log_ms_ssim")(y, x)
     loss.backward()
     assert 0 < float(loss.detach()) < 1
     assert torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0
@@ -45,24 +46,25 @@ def test_equal_weight_losses_match_the_metric():
     x, y = _photo(96, 2), _photo(96, 3)
     equal = float(metrics.ms_ssim(y, x, weights="equal"))
     standard = float(metrics.ms_ssim(y, x))
-    assert float(rec.paper_ms_ssim_loss(y, x)) == pytest.approx(1 - equal, abs=1e-6)
-    assert float(rec.make_loss("MS-SSIM")(y, x)) == pytest.approx(-np.log(equal), rel=1e-5)
+    assert float(losses.paper_ms_ssim_loss(y, x)) == pytest.approx(1 - equal, abs=1e-6)
+    assert float(losses.get_loss("log_ms_ssim")(y, x)) == pytest.approx(-np.log(equal), rel=1e-5)
     assert equal < standard  # five terms below 1 multiplied with exponent 1: a harsher score
 
 
 @pytest.mark.parametrize("side", [96, 48])
 def test_log_loss_zero_for_identical_and_finite_gradient(side):
     x = _photo(side, 4)
-    assert float(rec.log_ms_ssim_loss(x.clone(), x)) == pytest.approx(0.0, abs=1e-6)
+    assert float(losses.log_ms_ssim_loss(x.clone(), x)) == pytest.approx(0.0, abs=1e-6)
     y = torch.full_like(x, 0.5).requires_grad_()      # a flat start: the hardest case for the product
-    rec.log_ms_ssim_loss(y, x).backward()
+    losses.log_ms_ssim_loss(y, x).backward()
     assert torch.isfinite(y.grad).all()
 
 
-def test_make_loss_names():
-    assert set(rec.LOSSES) == {"MSE", "MAE", "MS-SSIM"}
+def test_the_chapters_loss_names_come_from_the_one_registry():
+    assert losses.get_loss("MSE") is losses.l2 and losses.get_loss("MAE") is losses.l1
+    assert losses.get_loss("log_ms_ssim") is losses.log_ms_ssim_loss
     with pytest.raises(ValueError, match="unknown loss"):
-        rec.make_loss("SSIM")
+        losses.get_loss("SSIM-log")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -101,6 +103,7 @@ def test_bottleneck_features_eval_mode_and_restored():
     assert net.training
     net.eval()
     assert torch.allclose(f, net.encode(x), atol=1e-6)
+    assert bottleneck_features(net, x[:0]).shape == (0, 12)   # no images: no codes, the right width
 
 
 def test_training_step_lowers_the_loss():
@@ -108,7 +111,7 @@ def test_training_step_lowers_the_loss():
     net = ConvAutoencoder(48, 16, (8, 16))
     opt = torch.optim.Adam(net.parameters(), 3e-3)
     x = torch.cat([_photo(48, s) for s in range(4)])
-    step = rec.reconstruction_step(net, rec.make_loss("MSE"), opt)
+    step = rec.reconstruction_step(net, losses.get_loss("mse"), opt)
     first = step(x, 0)["loss"]
     for i in range(40):
         last = step(x, i + 1)["loss"]
@@ -124,7 +127,7 @@ def test_training_step_lowers_the_loss():
 # ----------------------------------------------------------------------------------------------
 
 def test_ranking_tally_counts():
-    t = rec.RankingTally(["MSE", "MAE", "MS-SSIM"])
+    t = analysis.RankingTally(["MSE", "MAE", "MS-SSIM"])
     t.add(["MS-SSIM", "MSE", "MAE"])
     t.add(["MS-SSIM", "MAE", "MSE"])
     t.add(["MSE", "MS-SSIM", "MAE"])
@@ -139,30 +142,30 @@ def test_ranking_tally_counts():
 
 
 def test_ranking_tally_rejects_bad_rankings():
-    t = rec.RankingTally(["a", "b", "c"])
+    t = analysis.RankingTally(["a", "b", "c"])
     for bad in (["a", "b"], ["a", "a", "b"], ["a", "b", "d"]):
         with pytest.raises(ValueError, match="exactly once"):
             t.add(bad)
     assert len(t) == 0
     with pytest.raises(ValueError, match="distinct"):
-        rec.RankingTally(["a", "a"])
+        analysis.RankingTally(["a", "a"])
 
 
 def test_rank_by_score_and_helpers():
-    assert rec.rank_by_score({"a": 0.5, "b": 0.9, "c": 0.7}) == ["b", "c", "a"]
-    assert rec.rank_by_score({"a": 0.5, "b": 0.9, "c": 0.7}, higher_is_better=False) == ["a", "c", "b"]
-    assert rec.rank_by_score({"a": 1.0, "b": 1.0}) == ["a", "b"]
-    assert [rec.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22)] == \
+    assert analysis.rank_by_score({"a": 0.5, "b": 0.9, "c": 0.7}) == ["b", "c", "a"]
+    assert analysis.rank_by_score({"a": 0.5, "b": 0.9, "c": 0.7}, higher_is_better=False) == ["a", "c", "b"]
+    assert analysis.rank_by_score({"a": 1.0, "b": 1.0}) == ["a", "b"]
+    assert [analysis.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22)] == \
         ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd"]
     names = ["MSE", "MAE", "MS-SSIM"]
-    assert sorted(rec.shuffled(names, 3)) == sorted(names)
-    assert rec.shuffled(names, 3) == rec.shuffled(names, 3)
+    assert sorted(analysis.shuffled(names, 3)) == sorted(names)
+    assert analysis.shuffled(names, 3) == analysis.shuffled(names, 3)
 
 
 def test_plot_tally():
-    t = rec.RankingTally(["MSE", "MAE", "MS-SSIM"])
+    t = analysis.RankingTally(["MSE", "MAE", "MS-SSIM"])
     t.add(["MS-SSIM", "MSE", "MAE"])
-    fig = rec.plot_tally(t, "test")
+    fig = plot.plot_tally(t, "test")
     assert len(fig.axes[0].patches) == 9
 
 
@@ -174,10 +177,10 @@ def test_logistic_probe_separable_and_random():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(120, 5, generator=g)
     y = (x[:, 0] > 0).long()
-    out = rec.logistic_probe(x[:80], y[:80], x[80:], y[80:])
+    out = analysis.logistic_probe(x[:80], y[:80], x[80:], y[80:])
     assert out["error"] <= 5.0
     noise = torch.randn(120, 5, generator=g)
-    out = rec.logistic_probe(noise[:80], y[:80], noise[80:], y[80:], l2_grid=(1.0,))
+    out = analysis.logistic_probe(noise[:80], y[:80], noise[80:], y[80:], l2_grid=(1.0,))
     assert out["error"] > 20.0
 
 
@@ -185,7 +188,7 @@ def test_ridge_probe_recovers_a_linear_target():
     g = torch.Generator().manual_seed(1)
     x = torch.randn(200, 4, generator=g)
     y = 3 * x[:, 1] - 2 * x[:, 2] + 5 + 0.1 * torch.randn(200, generator=g)
-    out = rec.ridge_probe(x[:150], y[:150], x[150:], y[150:])
+    out = analysis.ridge_probe(x[:150], y[:150], x[150:], y[150:])
     assert out["mse"] < 0.05
     assert out["lam"] in (0.1, 1.0, 10.0, 100.0, 1000.0)
 
@@ -252,8 +255,8 @@ def test_judge_widget_submits_into_the_tally():
     pytest.importorskip("ipywidgets")
     x = torch.rand(2, 1, 48, 48)
     recs = {"MSE": x * 0.9, "MAE": x * 0.8, "MS-SSIM": x * 0.7}
-    tally = rec.RankingTally(recs)
-    panel = rec.judge_widget(x, recs, tally, seed=1)
+    tally = analysis.RankingTally(recs)
+    panel = plot.judge_widget(x, recs, tally, seed=1)
     order = panel.order()                                # models behind A, B, C
     wanted = ["MS-SSIM", "MSE", "MAE"]                   # the judge's ranking, best first
     for place, model in zip(panel.places, wanted):

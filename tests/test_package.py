@@ -63,6 +63,12 @@ RULES = {  # module (file or folder) -> package modules it must not import
                    "i2icourse.distortions"},
     "distortions.py": {"i2icourse.losses", "i2icourse.models", "i2icourse.data", "i2icourse.train",
                        "i2icourse.recipes"},
+    "inference.py": "*",   # eval mode + no_grad + chunks: torch only, so every layer above may use it
+    "analysis.py": {"i2icourse.metrics", "i2icourse.losses", "i2icourse.models", "i2icourse.data",
+                    "i2icourse.train", "i2icourse.recipes", "i2icourse.plot", "i2icourse.fid", "i2icourse.tiling",
+                    "i2icourse.sr_eval", "i2icourse.distortions"},
+    "plot.py": {"i2icourse.metrics", "i2icourse.losses", "i2icourse.models", "i2icourse.data", "i2icourse.train",
+                "i2icourse.recipes"},
 }
 
 
@@ -75,6 +81,76 @@ def test_layers_import_only_downwards(module):
         if module == "models":
             banned |= {m for m in imported if not m.startswith("i2icourse.models")}
         assert not banned, f"{f.relative_to(PKG.parent)} imports {sorted(banned)}"
+
+
+def private_uses(path: Path, root: Path = PKG) -> list[str]:
+    """Private names (``_x``, not ``__x__``) of *other* i2icourse modules that ``path`` imports or reads.
+
+    Two forms: ``from i2icourse.metrics import _ms_ssim`` (relative imports too), and ``alias._x`` where
+    ``alias`` names an imported i2icourse module (``from i2icourse import losses`` ... ``losses._check``;
+    ``import i2icourse.metrics as m`` ... ``m._pair``; ``i2icourse.metrics._pair``).
+    """
+    here = ".".join(_module_name(path, root))
+    package = _module_name(path, root) if path.name == "__init__.py" else _module_name(path, root)[:-1]
+    private = lambda name: name.startswith("_") and not (name.startswith("__") and name.endswith("__"))  # noqa: E731
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    aliases: dict[str, str] = {}          # local name -> dotted i2icourse name it stands for
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("i2icourse"):
+                    aliases[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            if not module.startswith("i2icourse"):
+                continue
+            for a in node.names:
+                if private(a.name) and module != here:
+                    found.append(f"{module}.{a.name}")
+                aliases[a.asname or a.name] = f"{module}.{a.name}"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and private(node.attr):
+            owner = _dotted(node.value, aliases)
+            if owner and owner != here:
+                found.append(f"{owner}.{node.attr}")
+    return sorted(set(found))
+
+
+def _dotted(node: ast.AST, aliases: dict[str, str]) -> str:
+    """The i2icourse name an expression like ``losses`` or ``i2icourse.metrics`` stands for, '' for others."""
+    if isinstance(node, ast.Name):
+        return aliases.get(node.id, "")
+    if isinstance(node, ast.Attribute):
+        inner = _dotted(node.value, aliases)
+        return f"{inner}.{node.attr}" if inner else ""
+    return ""
+
+
+def test_the_private_name_check_sees_imports_and_attributes(tmp_path):
+    root = tmp_path / "i2icourse"
+    (root / "recipes").mkdir(parents=True)
+    f = root / "recipes" / "leak.py"
+    f.write_text("from i2icourse import losses, metrics as m\nimport i2icourse.io\nimport i2icourse.train as T\n"
+                 "from i2icourse.metrics import _pair, ssim\nfrom ..data import _hidden\nfrom . import _sibling\n"
+                 "from .pix2pix import frozen\n\n"
+                 "def f(x):\n    from i2icourse.tiling import _starts\n    losses._check(x)\n"
+                 "    y = m._ms_ssim(x) + i2icourse.io._interval(x) + T._rng_state()\n"
+                 "    return losses.l1(x) + x._private + losses.__name__ + frozen._inner + ssim(x)\n")
+    assert private_uses(f, root) == ["i2icourse.data._hidden", "i2icourse.io._interval", "i2icourse.losses._check",
+                                     "i2icourse.metrics._ms_ssim", "i2icourse.metrics._pair",
+                                     "i2icourse.recipes._sibling", "i2icourse.recipes.pix2pix.frozen._inner",
+                                     "i2icourse.tiling._starts", "i2icourse.train._rng_state"]
+    own = root / "metrics.py"
+    own.write_text("import i2icourse.metrics as me\nfrom i2icourse.metrics import _pair\nme._pair\n")
+    assert private_uses(own, root) == []     # a module's own private names are its business
+
+
+def test_no_module_uses_another_modules_private_names():
+    # What one module needs of another is public, with a docstring: the API page shows it.
+    leaks = {str(f.relative_to(PKG.parent)): private_uses(f) for f in sorted(PKG.rglob("*.py"))}
+    assert not {f: names for f, names in leaks.items() if names}
 
 
 def test_nothing_in_the_package_imports_the_exercise_tools():

@@ -9,7 +9,7 @@ from i2icourse.data.paired import (AlignedDataset, join_side_by_side, make_pairs
 from i2icourse.fid import frechet_distance, inception_features, features, precision_recall
 from i2icourse.models.patchgan import PatchDiscriminator, patchgan, receptive_field
 from i2icourse.models.unet import UNetGenerator
-from i2icourse.recipes.pix2pix import Pix2Pix, SampleLog
+from i2icourse.recipes.pix2pix import Pix2Pix, SampleLog, reconstruction
 from i2icourse.tiling import tiled_apply, seam_strength
 
 torch.set_num_threads(1)
@@ -104,6 +104,19 @@ def test_one_step_changes_G_and_D_with_finite_losses(rec, mode):
     assert any(not torch.equal(a, b) for a, b in zip(g0, gan.G.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(d0, gan.D.parameters()))
 
+
+
+@pytest.mark.parametrize("kind,name", [("l1", "l1"), ("l2", "l2"), ("mix", "mixed")])
+def test_the_reconstruction_term_is_the_losses_pixel_loss_on_the_tanh_range(kind, name):
+    # One way to compute L1/L2/mix: the losses module's, with its checks, on [-1, 1] images.
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.rand(2, 3, 8, 8, generator=g) * 2 - 1, torch.rand(2, 3, 8, 8, generator=g) * 2 - 1
+    want = losses.get_loss(name, value_range=(-1, 1))(pred, target)
+    assert torch.equal(reconstruction(pred, target, kind), want)
+    with pytest.raises(io.ImageError, match=r"values must lie in \[-1, 1\]"):
+        reconstruction(pred, target * 127.5 + 127.5, kind)          # a 0..255 target is refused
+    with pytest.raises(ValueError, match="'l1', 'l2' or 'mix'"):
+        Pix2Pix(UNetGenerator(depth=5, ngf=4), patchgan(16, ndf=4), rec="ssim")
 
 
 def _gradient_counts(module):

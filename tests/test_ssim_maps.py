@@ -4,11 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from i2icourse import checks, distortions, io, metrics
-from i2icourse.data import quality_maps as Q
+from i2icourse import analysis, checks, distortions, inference, io, metrics
+from i2icourse.data import quality_maps
 from i2icourse.data.photos import skimage_photos
-from i2icourse.models import ssim_map_nets as S
-from i2icourse.recipes import ssim_maps as R
+from i2icourse.models import ssim_map_nets
+from i2icourse.models.layers import count_parameters
+from i2icourse.recipes import ssim_maps
 
 
 @pytest.fixture(scope="module")
@@ -76,21 +77,21 @@ def test_unknown_kind_or_level():
 
 def test_split_by_image_never_shares_a_photo():
     names = [f"p{i}" for i in range(50)]
-    train, val = Q.split_by_image(names, valid=0.2, seed=3)
+    train, val = quality_maps.split_by_image(names, valid=0.2, seed=3)
     assert len(val) == 10 and len(train) == 40 and not set(train) & set(val)
     assert set(train) | set(val) == set(names)
-    assert Q.split_by_image(names, valid=0.2, seed=3) == (train, val)
-    assert Q.split_by_image(names, valid=10, seed=4) != (train, val)
+    assert quality_maps.split_by_image(names, valid=0.2, seed=3) == (train, val)
+    assert quality_maps.split_by_image(names, valid=10, seed=4) != (train, val)
     with pytest.raises(ValueError):
-        Q.split_by_image(names, valid=0)
+        quality_maps.split_by_image(names, valid=0)
 
 
 @pytest.fixture(scope="module")
 def pairs(photos, tmp_path_factory):
     small = {k: io.resize(v, size=96) for k, v in photos.items()}
     cache = tmp_path_factory.mktemp("qm")
-    p = Q.build_pairs(small, keep=64, seed=0, cache=cache, progress=False)
-    again = Q.build_pairs(small, keep=64, seed=0, cache=cache, progress=False)   # from the cache
+    p = quality_maps.build_pairs(small, keep=64, seed=0, cache=cache, progress=False)
+    again = quality_maps.build_pairs(small, keep=64, seed=0, cache=cache, progress=False)   # from the cache
     assert torch.equal(p.maps, again.maps) and p.kind == again.kind
     return p
 
@@ -105,29 +106,29 @@ def test_pairs_hold_21_versions_per_photo_and_true_maps(pairs, photos):
     j = next(k for k in range(len(pairs)) if pairs.kind[k] == "blur" and pairs.level[k] == 2)
     x = io.resize(photos[pairs.photo[j]], size=96)
     x = io.from_numpy((io.to_numpy(x) * 255 + 0.5).astype(np.uint8))
-    full = Q.ssim_target(distortions.waterloo_distort(x, "blur", 2), x)
+    full = quality_maps.ssim_target(distortions.waterloo_distort(x, "blur", 2), x)
     assert torch.allclose(io.center_crop(full, 64), pairs.map(j), atol=2e-3)
 
 
 def test_dataset_is_balanced(pairs):
-    ds = Q.QualityMapPairs(pairs, patch=32)
+    ds = quality_maps.QualityMapPairs(pairs, patch=32)
     assert len(ds) == 3 * 25
     kinds = [pairs.kind[i] for i in ds.index]
-    assert all(kinds.count(k) == 15 for k in Q.CLASSES)
+    assert all(kinds.count(k) == 15 for k in quality_maps.CLASSES)
 
 
 def test_patches_of_image_and_map_are_aligned(pairs):
     # replace the maps by the grey images themselves: an aligned crop keeps map == grey(image)
-    fake = Q.Pairs(pairs.images, io.rgb_to_grey(pairs.images.float() / 255).half(), pairs.photo, pairs.kind,
+    fake = quality_maps.Pairs(pairs.images, io.rgb_to_grey(pairs.images.float() / 255).half(), pairs.photo, pairs.kind,
                    pairs.level)
     torch.manual_seed(0)
     for train in (True, False):
-        ds = Q.QualityMapPairs(fake, patch=24, train=train)
+        ds = quality_maps.QualityMapPairs(fake, patch=24, train=train)
         for j in range(0, len(ds), 7):
             s = ds[j]
             assert s["A"].shape == (3, 24, 24) and s["B"].shape == (1, 24, 24)
             assert torch.allclose(io.rgb_to_grey(s["A"]), s["B"].float(), atol=2e-3)
-    ds = Q.QualityMapPairs(pairs, patch=24, train=False)
+    ds = quality_maps.QualityMapPairs(pairs, patch=24, train=False)
     assert torch.equal(ds[5]["A"], ds[5]["A"])
 
 
@@ -143,10 +144,10 @@ SMALL = {"fcn": dict(width=4, fc=16), "dcnn": dict(aspp=16), "unet": dict(base=4
          "resnet50_unet": dict(decoder=(16, 8, 8, 8, 8)), "gan": dict(depth=6, ngf=4)}
 
 
-@pytest.mark.parametrize("name", list(S.MODELS))
+@pytest.mark.parametrize("name", list(ssim_map_nets.MODELS))
 def test_every_model_maps_images_to_maps(name):
     torch.manual_seed(0)
-    model = S.build(name, **SMALL[name]).eval()
+    model = ssim_map_nets.build(name, **SMALL[name]).eval()
     for side in (64, 128):
         with torch.no_grad():
             y = model(torch.rand(2, 3, side, side))
@@ -157,14 +158,14 @@ def test_every_model_maps_images_to_maps(name):
 def test_full_size_parameter_counts_match_the_paper_where_the_architecture_is_known():
     # the torchvision-encoder U-Nets rebuild the paper's (segmentation_models) networks exactly
     for name, paper in [("resnet18_unet", "Resnet18-unet"), ("densenet121_unet", "Densenet121-unet")]:
-        assert S.count_parameters(S.build(name)) == R.PAPER_TABLE_I[paper][1]
+        assert count_parameters(ssim_map_nets.build(name)) == ssim_maps.PAPER_TABLE_I[paper][1]
 
 
 def test_builder_rejects_unknown_names_and_bad_sizes():
     with pytest.raises(ValueError):
-        S.build("vit")
+        ssim_map_nets.build("vit")
     with pytest.raises(ValueError):
-        S.build("unet", base=4)(torch.rand(1, 3, 60, 60))
+        ssim_map_nets.build("unet", base=4)(torch.rand(1, 3, 60, 60))
 
 
 # ---------------------------------------------------------------------------------------------- recipe
@@ -173,7 +174,7 @@ def test_regressor_learns_a_fixed_batch():
     torch.manual_seed(0)
     x = torch.rand(4, 3, 32, 32)
     batch = {"A": x, "B": io.rgb_to_grey(x)}
-    reg = R.MapRegressor(S.build("unet", base=4), lr=3e-3, halve_every=50)
+    reg = ssim_maps.MapRegressor(ssim_map_nets.build("unet", base=4), lr=3e-3, halve_every=50)
     first = reg.step(batch)["mae"]
     for s in range(60):
         last = reg.step(batch, s)["mae"]
@@ -183,15 +184,15 @@ def test_regressor_learns_a_fixed_batch():
 
 def test_gan_step_runs_and_evaluate_reports_per_version(pairs):
     torch.manual_seed(0)
-    g = S.build("gan", depth=5, ngf=4)
-    gan = R.map_gan(g, n_layers=1, ndf=4)
-    ds = Q.QualityMapPairs(pairs, patch=32)
+    g = ssim_map_nets.build("gan", depth=5, ngf=4)
+    gan = ssim_maps.map_gan(g, n_layers=1, ndf=4)
+    ds = quality_maps.QualityMapPairs(pairs, patch=32)
     batch = {"A": torch.stack([ds[i]["A"] for i in range(4)]), "B": torch.stack([ds[i]["B"] for i in range(4)])}
     out = gan.step(batch)
     assert {"D", "G_GAN", "G_L1"} <= set(out)
-    rows, maps = R.evaluate(g, Q.QualityMapPairs(pairs, patch=32, train=False), keep_maps=True)
+    rows, maps = ssim_maps.evaluate(g, quality_maps.QualityMapPairs(pairs, patch=32, train=False), keep_maps=True)
     assert len(rows) == 63 and maps.shape == (63, 1, 32, 32)
-    assert 0 <= R.balanced_mae(rows) <= 1
+    assert 0 <= ssim_maps.balanced_mae(rows) <= 1
 
 
 def test_tiled_prediction_stitches_tiles_back_in_place():
@@ -199,34 +200,34 @@ def test_tiled_prediction_stitches_tiles_back_in_place():
         def forward(self, x):
             return x[:, :1].mean((2, 3), keepdim=True).expand(-1, 1, *x.shape[-2:])
     x = torch.rand(2, 3, 8, 12)
-    p = R.predict_tiled(Mean(), x, 4, overlap=0)
+    p = ssim_maps.predict_tiled(Mean(), x, 4, overlap=0)
     assert p.shape == (2, 1, 8, 12)
     assert torch.allclose(p[1, 0, 4:8, 8:12], x[1, 0, 4:8, 8:12].mean().expand(4, 4))
     assert torch.allclose(p[0, 0, 0:4, 4:8], x[0, 0, 0:4, 4:8].mean().expand(4, 4))
-    blended = R.predict_tiled(Mean(), x, 4)          # a quarter-tile overlap: neighbouring means mix
+    blended = ssim_maps.predict_tiled(Mean(), x, 4)          # a quarter-tile overlap: neighbouring means mix
     assert blended.shape == (2, 1, 8, 12) and not torch.allclose(blended, p)
 
 
 def test_tiled_prediction_of_a_pointwise_model_is_the_whole_image_prediction():
     model = torch.nn.Conv2d(3, 1, 1)
     x = torch.rand(2, 3, 10, 13)                     # not multiples of the tile
-    whole = R.predict(model, x)
+    whole = inference.predict(model, x)
     for overlap in (0, 2, None):
-        assert torch.allclose(R.predict_tiled(model, x, 4, overlap=overlap), whole, atol=1e-6)
+        assert torch.allclose(ssim_maps.predict_tiled(model, x, 4, overlap=overlap), whole, atol=1e-6)
 
 
 def test_baseline_and_correlations():
     maps = torch.stack([torch.full((1, 4, 4), 0.2), torch.ones(1, 4, 4)])
-    b = R.constant_baseline(maps, torch.tensor([1, 3]))
+    b = ssim_maps.constant_baseline(maps, torch.tensor([1, 3]))
     assert b["mean"] == pytest.approx(0.8) and b["median"] == pytest.approx(1.0)
     from scipy import stats
     rng = np.random.default_rng(0)
     x = rng.normal(size=40)
     y = x + rng.normal(size=40)
     x[3] = x[5]                                          # a tie
-    assert R.pearson(x, y) == pytest.approx(stats.pearsonr(x, y)[0])
-    assert R.spearman(x, y) == pytest.approx(stats.spearmanr(x, y)[0])
-    assert np.array_equal(R.rankdata([3, 1, 3, 2]), stats.rankdata([3, 1, 3, 2]))
+    assert analysis.pearson(x, y) == pytest.approx(stats.pearsonr(x, y)[0])
+    assert analysis.spearman(x, y) == pytest.approx(stats.spearmanr(x, y)[0])
+    assert np.array_equal(analysis.rankdata([3, 1, 3, 2]), stats.rankdata([3, 1, 3, 2]))
 
 
 # ---------------------------------------------------------------------------------------------- checks

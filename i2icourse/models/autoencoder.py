@@ -8,7 +8,8 @@ normalisation and Adam follow the paper's references [31, 32]; the exact widths 
 supplementary material are not reproduced (``channels`` is a parameter).
 
 Taught in chapter 2 (``notebooks/02_msssim_autoencoders.ipynb``), which trains it with MSE, MAE and
-MS-SSIM losses. This module imports only torch.
+MS-SSIM losses, and reads its bottleneck with :func:`i2icourse.analysis.bottleneck_features`.
+This module imports only torch.
 """
 from __future__ import annotations
 
@@ -89,19 +90,3 @@ class ConvAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruct a batch: (N, C, size, size) -> (N, C, size, size)."""
         return self.decode(self.encode(x))
-
-
-@torch.no_grad()
-def bottleneck_features(model: ConvAutoencoder, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """The bottleneck codes of ``images`` (N, C, H, W) as an (N, bottleneck) tensor on the CPU.
-
-    The model is put in eval mode (batch norm uses its running statistics) and restored afterwards.
-    """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    try:
-        codes = [model.encode(images[i:i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(codes) if codes else torch.empty(0, model.bottleneck)

@@ -25,18 +25,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from i2icourse.models.layers import norm_layer
+
 #: n_layers giving the paper's four receptive fields.
 N_LAYERS_FOR_FIELD = {1: 0, 16: 1, 70: 3, 286: 5}
-
-
-def _norm(kind: str, channels: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"norm must be 'batch', 'instance' or 'none', got {kind!r}")
 
 
 class PatchDiscriminator(nn.Module):
@@ -56,7 +48,7 @@ class PatchDiscriminator(nn.Module):
         if n_layers == 0:  # PixelGAN: every output sees exactly one pixel
             layers: list[nn.Module] = [
                 nn.Conv2d(in_channels, ndf, 1), nn.LeakyReLU(0.2, True),                 # C64 (1x1)
-                nn.Conv2d(ndf, 2 * ndf, 1, bias=bias), _norm(norm, 2 * ndf), nn.LeakyReLU(0.2, True),
+                nn.Conv2d(ndf, 2 * ndf, 1, bias=bias), norm_layer(norm, 2 * ndf), nn.LeakyReLU(0.2, True),
                 nn.Conv2d(2 * ndf, 1, 1),                                                # (N, 1, H, W)
             ]
         else:
@@ -64,11 +56,11 @@ class PatchDiscriminator(nn.Module):
             width = ndf
             for n in range(1, n_layers):  # C128, C256, C512, C512...: each halves H and W
                 nxt = ndf * min(2 ** n, 8)
-                layers += [nn.Conv2d(width, nxt, 4, stride=2, padding=1, bias=bias), _norm(norm, nxt),
+                layers += [nn.Conv2d(width, nxt, 4, stride=2, padding=1, bias=bias), norm_layer(norm, nxt),
                            nn.LeakyReLU(0.2, True)]
                 width = nxt
             nxt = ndf * min(2 ** n_layers, 8)
-            layers += [nn.Conv2d(width, nxt, 4, stride=1, padding=1, bias=bias), _norm(norm, nxt),
+            layers += [nn.Conv2d(width, nxt, 4, stride=1, padding=1, bias=bias), norm_layer(norm, nxt),
                        nn.LeakyReLU(0.2, True),                                  # stride 1: side - 1
                        nn.Conv2d(nxt, 1, 4, stride=1, padding=1)]                # (N, 1, h, w) logits
         self.model = nn.Sequential(*layers)

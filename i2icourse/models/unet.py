@@ -23,16 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def norm_layer(kind: str, channels: int) -> nn.Module:
-    """``batch`` (the paper's), ``instance`` (CycleGAN's; statistics per image) or ``none``."""
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"norm must be 'batch', 'instance' or 'none', got {kind!r}")
+from i2icourse.models.layers import norm_layer
 
 
 class Down(nn.Module):
@@ -116,8 +107,3 @@ class UNetGenerator(nn.Module):
         if self.skip:
             x = torch.cat([x, skips.pop()], dim=1)      # (N, 2ngf, H/2, W/2)
         return self.tanh(self.outer(x))     # (N, out_channels, H, W) in [-1, 1]
-
-
-def count_parameters(model: nn.Module) -> int:
-    """The number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

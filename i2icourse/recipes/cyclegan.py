@@ -27,9 +27,9 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from i2icourse import io
+from i2icourse import inference, io
 from i2icourse.losses import gan_loss
-from i2icourse.recipes.pix2pix import adam, as_floats, frozen, reconstruction
+from i2icourse.recipes.pix2pix import adam, as_floats, frozen, reconstruction, reconstruction_kind
 from i2icourse.recipes.schedule import linear_decay_scheduler
 
 
@@ -126,7 +126,7 @@ class CycleGAN:
         self.sched_D = linear_decay_scheduler(self.opt_D, steps, decay_from)
         self.pool_A, self.pool_B = ImagePool(pool), ImagePool(pool)  # fakes F(b) for D_A, G(a) for D_B
         self.lambda_cyc, self.lambda_idt, self.cycle, self.gan_mode = lambda_cyc, lambda_idt, cycle, gan_mode
-        reconstruction(torch.zeros(1), torch.zeros(1), cycle)  # fail early on a bad name
+        reconstruction_kind(cycle)  # fail early on a bad name
 
     def objects(self) -> dict:
         """Everything a checkpoint must hold: four networks, two optimisers, two schedulers, two pools."""
@@ -180,15 +180,9 @@ class CycleGAN:
         return as_floats({"G": loss_G_gan, "F": loss_F_gan, "D_A": loss_D_A, "D_B": loss_D_B,
                           "cycle": loss_cyc, "identity": loss_idt})
 
-    @torch.no_grad()
     def translate(self, x: torch.Tensor, direction: str = "AB", batch_size: int = 16) -> torch.Tensor:
         """G(x) (``AB``) or F(x) (``BA``) in [0, 1] for (C,H,W) or (N,C,H,W) images in [0, 1], in eval mode."""
         net = {"AB": self.G, "BA": self.F}[direction]
-        was = net.training
-        net.eval()
-        batched = x.dim() == 4
-        xb = x if batched else x.unsqueeze(0)
-        out = torch.cat([io.from_signed(net(io.to_signed(xb[i:i + batch_size].to(self.device)))).cpu()
-                         for i in range(0, len(xb), batch_size)])
-        net.train(was)
-        return out if batched else out[0]
+        out = inference.predict(net, x if x.dim() == 4 else x.unsqueeze(0), batch_size, device=self.device,
+                                fn=lambda xb: io.from_signed(net(io.to_signed(xb))))
+        return out if x.dim() == 4 else out[0]

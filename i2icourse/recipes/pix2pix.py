@@ -26,21 +26,28 @@ from typing import Callable, Iterable, Iterator, Mapping
 import torch
 from torch import nn
 
-from i2icourse import io
+from i2icourse import inference, io, losses
 from i2icourse.losses import gan_loss
 from i2icourse.recipes.schedule import linear_decay_scheduler
 
 
+#: The reconstruction terms a GAN step can weigh, by the names of :data:`i2icourse.losses.LOSSES`.
+RECONSTRUCTIONS = ("l1", "l2", "mix")
+
+
+def reconstruction_kind(kind: str) -> str:
+    """``kind`` itself if it names a reconstruction term (``l1``, ``l2`` or ``mix``); else a ValueError, at once."""
+    if kind not in RECONSTRUCTIONS:
+        raise ValueError(f"reconstruction kind must be 'l1', 'l2' or 'mix', got {kind!r}")
+    return kind
+
+
 def reconstruction(pred: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:
-    """The pixel term on [-1, 1] images: ``l1``, ``l2`` or ``mix`` (0.5 L1 + 0.5 L2, Group 32's convex mix)."""
-    diff = pred - target
-    if kind == "l1":
-        return diff.abs().mean()
-    if kind == "l2":
-        return diff.pow(2).mean()
-    if kind == "mix":
-        return 0.5 * diff.abs().mean() + 0.5 * diff.pow(2).mean()
-    raise ValueError(f"reconstruction kind must be 'l1', 'l2' or 'mix', got {kind!r}")
+    """The pixel term on [-1, 1] images: ``l1``, ``l2`` or ``mix`` (0.5 L1 + 0.5 L2, Group 32's convex mix).
+
+    The losses of :mod:`i2icourse.losses`, measured in the tanh range as the official code does.
+    """
+    return losses.get_loss(reconstruction_kind(kind), value_range=(-1.0, 1.0))(pred, target)
 
 
 def adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
@@ -113,7 +120,7 @@ class Pix2Pix:
         # (100 + 100 epochs). ``steps=None`` keeps it constant.
         self.sched_G = linear_decay_scheduler(self.opt_G, steps, decay_from)
         self.sched_D = linear_decay_scheduler(self.opt_D, steps, decay_from)
-        reconstruction(torch.zeros(1), torch.zeros(1), rec)  # fail early on a bad name
+        reconstruction_kind(rec)  # fail early on a bad name
 
     def objects(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
         """Everything a checkpoint must hold (for ``train.fit(objects=...)``)."""
@@ -165,20 +172,13 @@ class Pix2Pix:
                           "D_real": torch.sigmoid(d_real.detach().float()).mean(),
                           "D_fake": torch.sigmoid(d_fake_G.detach().float()).mean(), **extra})
 
-    @torch.no_grad()
     def translate(self, a: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
         """G(a) in [0, 1] for a (C,H,W) or (N,C,H,W) input in [0, 1], in eval mode (no dropout, running BN stats)."""
-        was = self.G.training
-        self.G.eval()
-        batched = a.dim() == 4
-        ab = a if batched else a.unsqueeze(0)
-        outs = []
-        for i in range(0, len(ab), batch_size):
+        def run(ab: torch.Tensor) -> torch.Tensor:
             with self._ctx():
-                outs.append(io.from_signed(self.G(self._to(ab[i:i + batch_size])).float()).cpu())
-        self.G.train(was)
-        out = torch.cat(outs)
-        return out if batched else out[0]
+                return io.from_signed(self.G(self._to(ab)).float())
+        out = inference.predict(self.G, a if a.dim() == 4 else a.unsqueeze(0), batch_size, fn=run)
+        return out if a.dim() == 4 else out[0]
 
 
 class SampleLog:

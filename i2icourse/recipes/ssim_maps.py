@@ -5,8 +5,9 @@ measure them, use them as no-reference scores.
   ``halve_every`` steps (the paper: every 100 epochs), MAE loss; ``step`` is for :func:`i2icourse.train.fit`.
 * The GAN is trained with the chapter-4 step, :class:`i2icourse.recipes.pix2pix.Pix2Pix` (cGAN +
   lambda L1), on ``MapGenerator.G``: see :func:`map_gan`.
-* :func:`predict`, :func:`evaluate` -- predicted maps and per-version errors on a fixed validation set.
-* :func:`pearson`, :func:`spearman` -- PLCC and SRCC (ties get their average rank), in NumPy.
+* :func:`evaluate`, :func:`predict_tiled` -- per-version errors on a fixed validation set, and maps
+  predicted tile by tile (the maps themselves: :func:`i2icourse.inference.predict`).
+* Their rank correlations (PLCC, SRCC) are :func:`i2icourse.analysis.pearson` and :func:`~i2icourse.analysis.spearman`.
 * :data:`PAPER_TABLE_I` -- the paper's Table I, to print beside ours.
 """
 from __future__ import annotations
@@ -18,7 +19,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..tiling import tiled_apply
+from i2icourse.inference import predict
+from i2icourse.tiling import tiled_apply
 
 #: Table I of the paper: model -> (type, #param, epochs, train MAE, valid MAE).
 PAPER_TABLE_I: dict[str, tuple[str, int, int, float, float]] = {
@@ -72,17 +74,6 @@ def map_gan(generator: nn.Module, n_layers: int = 3, ndf: int = 64, lambda_l1: f
     return Pix2Pix(generator.G, PatchDiscriminator(4, ndf, n_layers), lr=lr, lambda_rec=lambda_l1, device=device)
 
 
-@torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 32,
-            device: torch.device | str = "cpu") -> torch.Tensor:
-    """Predicted maps (N, 1, H, W) of images (N, 3, H, W), in eval mode (the model's mode is restored)."""
-    was = model.training
-    model.eval()
-    out = [model(images[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(images), batch_size)]
-    model.train(was)
-    return torch.cat(out)
-
-
 def predict_tiled(model: nn.Module, images: torch.Tensor, tile: int, overlap: int | None = None,
                   batch_size: int = 32, device: torch.device | str = "cpu") -> torch.Tensor:
     """Predicted maps of images (N, 3, H, W) computed on ``tile`` x ``tile`` tiles and blended back
@@ -90,7 +81,8 @@ def predict_tiled(model: nn.Module, images: torch.Tensor, tile: int, overlap: in
     ``overlap`` defaults to a quarter tile, which hides the seams of zero-padded tile borders;
     ``overlap=0`` pastes the tiles side by side."""
     overlap = tile // 4 if overlap is None else overlap
-    return tiled_apply(lambda tiles: predict(model, tiles, batch_size, device), images, tile, overlap, batch_size)
+    return tiled_apply(lambda tiles: predict(model, tiles, batch_size, device).float(), images, tile, overlap,
+                       batch_size)
 
 
 def evaluate(model: nn.Module, dataset, batch_size: int = 32, device: torch.device | str = "cpu",
@@ -106,7 +98,7 @@ def evaluate(model: nn.Module, dataset, batch_size: int = 32, device: torch.devi
     samples = [dataset[dataset.index.index(i)] for i in versions]
     x = torch.stack([s["A"] for s in samples])
     y = torch.stack([s["B"] for s in samples])
-    p = predict(model, x, batch_size, device) if tile is None else predict_tiled(model, x, tile, device=device)
+    p = predict(model, x, batch_size, device).float() if tile is None else predict_tiled(model, x, tile, device=device)
     pairs = dataset.pairs
     rows = pd.DataFrame({
         "photo": [pairs.photo[i] for i in versions], "kind": [pairs.kind[i] for i in versions],
@@ -136,31 +128,3 @@ def constant_baseline(train_maps: torch.Tensor, weights: torch.Tensor | None = N
     sub = v[:, :: max(1, v.shape[1] // 256)]
     vals = torch.cat([sub[i].repeat(int(w[i])) for i in range(len(sub))])
     return {"mean": mean, "median": float(vals.median())}
-
-
-def rankdata(a: np.ndarray) -> np.ndarray:
-    """Ranks 1..n of ``a``; tied values get the average of their ranks (as ``scipy.stats.rankdata``)."""
-    a = np.asarray(a, dtype=float)
-    order = np.argsort(a, kind="mergesort")
-    ranks = np.empty(len(a), dtype=float)
-    sorted_a = a[order]
-    i = 0
-    while i < len(a):
-        j = i
-        while j + 1 < len(a) and sorted_a[j + 1] == sorted_a[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1   # average of ranks i+1 .. j+1
-        i = j + 1
-    return ranks
-
-
-def pearson(x, y) -> float:
-    """PLCC: the Pearson linear correlation coefficient."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    x, y = x - x.mean(), y - y.mean()
-    return float((x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum()))
-
-
-def spearman(x, y) -> float:
-    """SRCC: Spearman's rank correlation, the Pearson correlation of the ranks."""
-    return pearson(rankdata(x), rankdata(y))

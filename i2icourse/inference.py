@@ -1,0 +1,66 @@
+"""Running a trained network: eval mode, no gradients, a batch at a time, and the network's mode back afterwards.
+
+Every chapter that measures or shows a network's outputs does the same four things: switch it to
+eval mode (dropout off, batch norm on its running statistics), stop recording gradients, feed the
+images in chunks that fit in memory, and restore the mode it had, also when a chunk fails, so that
+training can go on. :func:`evaluating` is the first, second and fourth; :func:`predict` adds the
+chunks::
+
+    with inference.evaluating(net):
+        y = net(x)
+    y = inference.predict(net, images, batch_size=32)            # (N, ...) on the CPU
+
+Imports only torch, so every layer of the package may use it (the models themselves stay torch-only).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+
+@contextmanager
+def evaluating(*nets: Callable) -> Iterator[None]:
+    """Inside the block ``nets`` are in eval mode and no gradients are recorded; every layer's mode comes back afterwards, even on an error.
+
+    Each sub-module gets its own flag back, so a layer kept in eval mode on purpose inside a training
+    network (a frozen batch norm) stays so. A plain function among ``nets`` has no mode: only the
+    gradients are switched off for it.
+    """
+    modules = [net for net in nets if isinstance(net, nn.Module)]
+    modes = [(m, m.training) for net in modules for m in net.modules()]
+    for net in modules:
+        net.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def device_of(net: Callable) -> torch.device:
+    """The device of ``net``'s first parameter; the CPU for a function or a network without parameters."""
+    params = net.parameters() if isinstance(net, nn.Module) else iter(())
+    return next((p.device for p in params), torch.device("cpu"))
+
+
+def predict(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int = 32,
+            device: torch.device | str | None = None,
+            fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """``net``'s outputs for the batch ``x`` (N, ...), ``batch_size`` items at a time, in eval mode, on the CPU.
+
+    Each chunk goes to ``device`` (default: ``net``'s); ``fn`` is what to compute on a chunk when it
+    is not ``net`` itself, e.g. ``net.encode`` or a function that maps to [-1, 1] and back (``net``
+    still names the network whose mode is switched). ``net`` may also be a plain function. An empty
+    ``x`` gives ``fn``'s output for an empty batch.
+    """
+    if batch_size < 1:
+        raise ValueError(f"predict: batch_size must be at least 1, got {batch_size}")
+    fn = net if fn is None else fn
+    device = device_of(net) if device is None else torch.device(device)
+    chunks = [x[i:i + batch_size] for i in range(0, len(x), batch_size)] or [x]
+    with evaluating(net):
+        return torch.cat([fn(chunk.to(device)).cpu() for chunk in chunks])
