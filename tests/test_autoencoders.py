@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from i2icourse import analysis, checks, losses, metrics, plot
+from i2icourse import analysis, checks, losses, metrics, plot, runtime, train
 from i2icourse.data import autoencoding as ae
 from i2icourse.analysis import bottleneck_features
 from i2icourse.models.autoencoder import ConvAutoencoder
@@ -108,18 +108,87 @@ def test_bottleneck_features_eval_mode_and_restored():
 
 def test_training_step_lowers_the_loss():
     torch.manual_seed(0)
-    net = ConvAutoencoder(48, 16, (8, 16))
-    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    trainer = rec.Reconstruction(ConvAutoencoder(48, 16, (8, 16)), losses.get_loss("mse"), lr=3e-3)
     x = torch.cat([_photo(48, s) for s in range(4)])
-    step = rec.reconstruction_step(net, losses.get_loss("mse"), opt)
-    first = step(x, 0)["loss"]
+    before = [t.clone() for t in trainer.model.state_dict().values()]
+    first = trainer.step(x, 0)["loss"]
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.state_dict().values()))
     for i in range(40):
-        last = step(x, i + 1)["loss"]
+        last = trainer.step(x, i + 1)["loss"]
     assert last < first
-    r = rec.reconstruct(net, x)
-    assert r.shape == x.shape and net.training
+    r = rec.reconstruct(trainer.model, x)
+    assert r.shape == x.shape and trainer.model.training
     table = rec.quality_table(x, {"MSE": r})
     assert set(table["MSE"]) == {"PSNR", "SSIM", "MS-SSIM"}
+
+
+AE_STEPS = 6
+
+
+def _crops() -> torch.Tensor:
+    return torch.cat([_photo(48, s) for s in range(8)])
+
+
+def _new_reconstruction(loss: str = "log_ms_ssim") -> rec.Reconstruction:
+    runtime.seed_everything(0)
+    return rec.Reconstruction(ConvAutoencoder(48, 16, (8, 16)), losses.get_loss(loss), lr=2e-3)
+
+
+def _fit(trainer: rec.Reconstruction, steps: int, checkpoint=None) -> train.History:
+    return train.fit(trainer.step, _crops(), steps=steps, batch_size=4, objects=trainer.objects(),
+                     checkpoint=checkpoint, checkpoint_every=2, seed=0, progress=False)
+
+
+def _closure_run(steps: int, checkpoint=None):
+    """Chapter 2's training as it was written before the recipe class: a closure over model, loss and Adam."""
+    runtime.seed_everything(0)
+    net = ConvAutoencoder(48, 16, (8, 16))
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    loss_fn = losses.get_loss("log_ms_ssim")
+
+    def step(batch, i):
+        net.train()
+        x = batch.to("cpu")
+        loss = loss_fn(net(x), x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": float(loss.detach())}
+
+    history = train.fit(step, _crops(), steps=steps, batch_size=4, objects={"net": net, "opt": opt},
+                        checkpoint=checkpoint, seed=0, progress=False)
+    return net, history
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_reconstruction_trains_exactly_as_the_old_closure():
+    old, old_history = _closure_run(AE_STEPS)
+    trainer = _new_reconstruction()
+    history = _fit(trainer, AE_STEPS)
+    assert _same_weights(old, trainer.model)
+    assert history.values("loss") == old_history.values("loss")
+
+
+def test_reconstruction_resumes_exactly_and_keeps_the_chapters_checkpoint_names(tmp_path):
+    assert list(_new_reconstruction().objects()) == ["net", "opt"]
+    straight = _new_reconstruction("mse")
+    _fit(straight, AE_STEPS)
+    _fit(_new_reconstruction("mse"), AE_STEPS // 2, tmp_path / "ae.pt")
+    torch.manual_seed(99)  # an interruption scrambles the global RNG; the checkpoint restores it
+    resumed = _new_reconstruction("mse")
+    _fit(resumed, AE_STEPS, tmp_path / "ae.pt")
+    assert _same_weights(straight.model, resumed.model)
+
+
+def test_a_checkpoint_of_the_old_closure_loads_into_reconstruction(tmp_path):
+    old, _ = _closure_run(AE_STEPS, tmp_path / "ae_MS-SSIM.pt")
+    trainer = _new_reconstruction()
+    trainer.step = lambda batch, i: pytest.fail("a complete checkpoint must be loaded, not trained on")
+    _fit(trainer, AE_STEPS, tmp_path / "ae_MS-SSIM.pt")
+    assert _same_weights(old, trainer.model)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -52,3 +52,32 @@ def test_every_kl_pix2pix_model_beats_handing_back_the_label_map(config):
     ssim, psnr = number_after(rf"^{re.escape(config)}\s+([\d.]+) ± [\d.]+\s+([\d.]+) ± [\d.]+", block)
     id_ssim, id_psnr = number_after(r"^identity \(label map\)\s+([\d.]+)\s+([\d.]+)", block)
     assert ssim > id_ssim and psnr > id_psnr
+
+
+@pytest.mark.parametrize("model", ["U-Net", "U-Net32", "Resnet18-unet", "GAN(U-Net)"])
+def test_every_ssim_map_network_beats_predicting_the_mean(model):
+    # Table I's last block: "U-Net   0.2336   0.0749   0.1931" (train MAE ours, paper; valid MAE ours).
+    text = stored_text("01_ssim_quality_maps")
+    baseline, = number_after(r"predict-the-mean baseline: valid MAE ([\d.]+)", text)
+    block = text[text.index("valid MAE (ours)"):]
+    _, _, valid = number_after(rf"^{re.escape(model)}\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", block)
+    assert 0 < valid < baseline
+
+
+def test_bicubic_set5_matches_the_papers_baseline():
+    # The per-set table: "Set5  bicubic  28.4330  0.8114"; Snell et al. (Table 2): 28.44 dB.
+    psnr, _ = number_after(r"^Set5\s+bicubic\s+([\d.]+)\s+([\d.]+)", stored_text("03_srcnn"))
+    assert abs(psnr - 28.44) < 0.1
+
+
+def test_srcnn_with_mse_gains_a_decibel_over_bicubic():
+    gain, = number_after(r"MSE gain over bicubic on Set5: ([+-]?[\d.]+) dB", stored_text("03_srcnn"))
+    assert gain >= 1.0
+
+
+def test_every_srcnn_loss_beats_bicubic_on_set5():
+    # The gain table: a header "MSE   MAE  MS-SSIM", then "Set5   1.35  1.23   0.79" (dB over bicubic).
+    text = stored_text("03_srcnn")
+    block = text[text.index("gain over bicubic (dB)"):]
+    gains = number_after(r"^Set5\s+([+-]?[\d.]+)\s+([+-]?[\d.]+)\s+([+-]?[\d.]+)\s*$", block)
+    assert all(g > 0 for g in gains)

@@ -4,7 +4,7 @@ loss and measure its reconstructions.
 * The three losses of Snell et al. (2017) come from :func:`i2icourse.losses.get_loss`: ``mse``,
   ``mae`` and ``log_ms_ssim`` (MS-SSIM with all exponents equal to 1, minimised as -log MS-SSIM; the
   paper's 1 - MS-SSIM is :data:`i2icourse.losses.paper_ms_ssim_loss`).
-* :func:`reconstruction_step` -- one optimisation step, for :func:`i2icourse.train.fit`.
+* :class:`Reconstruction` -- an autoencoder, Adam and a loss; ``step`` is for :func:`i2icourse.train.fit`.
 * :func:`reconstruct`, :func:`quality_table` -- reconstructions and their per-image PSNR/SSIM/MS-SSIM.
 
 The bottleneck probes and the rankings of reconstructions (the paper's Fig. 1) are in
@@ -12,7 +12,7 @@ The bottleneck probes and the rankings of reconstructions (the paper's Fig. 1) a
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Mapping
 
 import torch
 from torch import nn
@@ -26,18 +26,32 @@ from i2icourse.losses import LossFn
 # Training and reconstruction
 # ----------------------------------------------------------------------------------------------
 
-def reconstruction_step(model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
-                        device: torch.device | str = "cpu") -> Callable[[torch.Tensor, int], dict[str, float]]:
-    """A step function for :func:`i2icourse.train.fit`: reconstruct the batch, minimise ``loss_fn`` (chapter 2)."""
-    def step(batch: torch.Tensor, step: int) -> dict[str, float]:
-        model.train()
-        x = batch.to(device)                       # (N, 1, H, W)
-        loss = loss_fn(model(x), x)
-        optimizer.zero_grad(set_to_none=True)
+class Reconstruction:
+    """An autoencoder trained to reproduce its input under ``loss_fn``, with Adam (chapter 2 shows :meth:`step`).
+
+    ``loss_fn(reconstruction, original)`` is one of :func:`i2icourse.losses.get_loss`'s losses; the three
+    models of the chapter differ in nothing else.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, lr: float = 1e-3, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.loss_fn = loss_fn
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+
+    def objects(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
+        """Everything a checkpoint must hold (for ``train.fit(objects=...)``)."""
+        return {"net": self.model, "opt": self.opt}
+
+    def step(self, batch: torch.Tensor, step: int = 0) -> dict[str, float]:
+        """One Adam step on ``loss_fn(model(x), x)``: the target of an autoencoder is its input."""
+        self.model.train()
+        x = batch.to(self.device)                  # (N, 1, H, W)
+        loss = self.loss_fn(self.model(x), x)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        self.opt.step()
         return {"loss": float(loss.detach())}
-    return step
 
 
 def reconstruct(model: nn.Module, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:

@@ -1,0 +1,50 @@
+"""Chapter 3's recipe (``notebooks/03_srcnn.ipynb``): train SRCNN on aligned (bicubic, HR) patches.
+
+* :class:`SuperResolution` -- a network (:class:`i2icourse.models.srcnn.SRCNN`), Adam, a learning rate
+  divided by 10 at step ``lr_drop_at`` and a loss from :func:`i2icourse.losses.get_loss`; ``step`` is
+  for :func:`i2icourse.train.fit` and also keeps the training clock.
+* The evaluation protocol (Y channel, shaved border, Set5/Set14) is :mod:`i2icourse.sr_eval`.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from i2icourse.losses import LossFn
+
+
+class SuperResolution:
+    """A super-resolution network trained on ``loss_fn(net(x), y)`` with Adam (chapter 3 shows :meth:`step`).
+
+    ``lr_drop_at``: divide the learning rate by 10 from this step on (None: never). ``seconds`` adds up
+    the wall-clock time spent in :meth:`step`; it starts at 0 in every session, a resumed run included.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, lr: float = 1e-3, lr_drop_at: int | None = None,
+                 device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.loss_fn = loss_fn
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        milestones = [] if lr_drop_at is None else [lr_drop_at]
+        self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, milestones=milestones, gamma=0.1)
+        self.seconds = 0.0
+
+    def objects(self) -> dict[str, nn.Module | torch.optim.Optimizer | torch.optim.lr_scheduler.LRScheduler]:
+        """Everything a checkpoint must hold (for ``train.fit(objects=...)``)."""
+        return {"net": self.model, "opt": self.opt, "sched": self.sched}
+
+    def step(self, batch: tuple[torch.Tensor, torch.Tensor], step: int = 0) -> dict[str, float]:
+        """One Adam step on a batch of (bicubic input, HR target) Y patches, each (N, 1, H, W)."""
+        start = time.perf_counter()
+        self.model.train()
+        x, y = (t.to(self.device) for t in batch)
+        loss = self.loss_fn(self.model(x), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        self.seconds += time.perf_counter() - start
+        return {"loss": loss.item(), "seconds": self.seconds}
