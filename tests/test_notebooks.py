@@ -70,3 +70,12 @@ def test_instructors_page_lists_every_exercise():
         for cell in cells(path):
             for label in re.findall(r":label:\s*(ex-\d\d-\d+)", text(cell)):
                 assert f"| {label} |" in page, f"{label} ({path.name}) is missing from book/instructors.md"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_course_text_speaks_of_the_course_alone(path):
+    # The prose is for readers: it never mentions the project's issues or work sessions.
+    for i, cell in enumerate(cells(path)):
+        if cell["cell_type"] == "markdown":
+            found = re.search(r"\bissues?\b|\bsessions?\b", text(cell), re.I)
+            assert not found, f"{path.name}, markdown cell {i}: {found.group(0)!r}"
