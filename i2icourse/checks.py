@@ -325,7 +325,7 @@ def reference_pix2pix_step(G: torch.nn.Module, D: torch.nn.Module, opt_G: torch.
                            lam: float = 100.0) -> tuple[float, float]:
     """One pix2pix step from the equations, on x, y in [-1, 1]: D's update on G(x) detached, then G's.
 
-    What :meth:`i2icourse.recipes.pix2pix.Pix2Pix.step` does (``tests/test_checks.py`` holds them equal),
+    What :meth:`i2icourse.recipes.pix2pix.Pix2Pix.step` does (``tests/test_pix2pix_step_exercise.py`` holds them equal),
     written without its bookkeeping. Returns ``(loss_D, loss_G)``.
     """
     bce = torch.nn.functional.binary_cross_entropy_with_logits
