@@ -14,7 +14,9 @@ pool) counts in its time. Sizes on the CPU, one thread: chapter 6's cpu profile 
 generator with 16 filters and 3 residual blocks, 16-filter PatchGANs, batch 1) and the paper's
 networks for 128x128 images (64 filters, 6 residual blocks, batch 1) -- the paper's 9-block
 generator at 256x256 takes about half a minute per step on one CPU core, too slow to time here. On
-a GPU: the paper's 9-block networks at 256x256, batch 1 (the paper's batch). ``--compare-with FILE``
+a GPU: the paper's 9-block networks at 256x256, batch 1 (the paper's batch), the course's step in
+its default mixed precision (:func:`i2icourse.precision.policy`) and in plain float32, as the
+textbook step computes. ``--compare-with FILE``
 adds the ``CycleGAN`` of another copy of ``cyclegan.py`` as a third contender (before/after).
 
 Prints only; timings depend on the machine and its load.
@@ -33,6 +35,7 @@ from torch import nn
 
 from i2icourse.models.patchgan import patchgan
 from i2icourse.models.resnet_generator import ResnetGenerator
+from i2icourse.precision import Precision
 from i2icourse.recipes.cyclegan import CycleGAN, Unconditional
 from pix2pix_step import clock_for, interleaved, print_comparison, sync_for  # the same timing as pix2pix's benchmark
 
@@ -125,8 +128,13 @@ def compare_with_textbook(device: str, size: int, ngf: int, blocks: int, batch: 
     random.seed(0)
     plain = TextbookCycleGAN(*(n.to(device) for n in networks(ngf, blocks)))
     contenders = {"textbook": lambda: plain.step(a, b)}
-    for name, cls in {"CycleGAN.step": CycleGAN, **(others or {})}.items():
-        gan = cls(*networks(ngf, blocks), device=device)
+    courses = {"CycleGAN.step": (CycleGAN, {})}
+    if device == "cuda":   # the default there is mixed precision: plain float32 too, as the textbook step computes
+        courses["CycleGAN.step, float32"] = (CycleGAN, {"precision": Precision(None, False, device)})
+    for name, cls in (others or {}).items():
+        courses[name] = (cls, {})
+    for name, (cls, kw) in courses.items():
+        gan = cls(*networks(ngf, blocks), device=device, **kw)
         contenders[name] = lambda gan=gan: gan.step(data)
     best = interleaved(contenders, rounds, steps, warmup, sync=sync_for(device), clock=clock_for(device))
     return {name: batch / seconds for name, seconds in best.items()}

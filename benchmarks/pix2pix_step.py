@@ -12,14 +12,17 @@ CPU the clock is the process's CPU time (see :func:`clock_for`). The
 course's bookkeeping (loss values for the log, D's mean outputs, the schedulers) counts in its time;
 the textbook step gets its images already in [-1, 1]. Sizes: the cpu profile's networks (64x64,
 depth 6, 16 filters, batch 4) and the paper's (256x256, U-Net-256, 70x70 PatchGAN, 64 filters,
-batch 1) on the CPU with one thread; on a GPU the paper's at batch 16, where the course also runs
-with its GPU options (bf16 autocast + channels_last). ``--compare-with FILE`` adds the ``Pix2Pix``
+batch 1) on the CPU with one thread; on a GPU the paper's at batch 16, where the course's default
+step computes in mixed precision with channels_last (:func:`i2icourse.precision.policy`: bf16
+autocast on Ampere and later, else fp16 with a gradient scaler) and is also timed in plain float32,
+like the textbook step. ``--compare-with FILE`` adds the ``Pix2Pix``
 of another copy of ``pix2pix.py`` (e.g. ``git show HEAD~1:i2icourse/recipes/pix2pix.py > /tmp/old.py``)
 as a third contender: before/after in the same process.
 
-``variants``: ``Pix2Pix.step`` in its default form and with channels_last, AMP bf16 (GPU) and
-torch.compile (optional), ``--steps`` timed steps each after a few warm-up steps; given sizes apply
-to both devices, and then the GPU/CPU ratio of the default variant is printed too.
+``variants``: ``Pix2Pix.step`` in plain float32 and with channels_last, AMP bf16 and AMP fp16 with
+its gradient scaler (GPU), and torch.compile (optional), ``--steps`` timed steps each after a few
+warm-up steps; given sizes apply to both devices, and then the GPU/CPU ratio of the float32 variant
+is printed too.
 
 Prints only; timings depend on the machine and its load.
 """
@@ -37,6 +40,7 @@ from torch import nn
 
 from i2icourse.models.patchgan import patchgan
 from i2icourse.models.unet import UNetGenerator
+from i2icourse.precision import Precision
 from i2icourse.recipes.pix2pix import Pix2Pix
 
 #: (name, size, depth, ngf, batch, steps per round) of the textbook comparison on each device.
@@ -144,8 +148,8 @@ def compare_with_textbook(device: str, size: int, depth: int, ngf: int, batch: i
     plain = TextbookPix2Pix(*(n.to(device) for n in networks(size, depth, ngf)))
     contenders = {"textbook": lambda: plain.step(x, y)}
     courses = {"Pix2Pix.step": (Pix2Pix, {})}
-    if device == "cuda":
-        courses["Pix2Pix.step, bf16 + channels_last"] = (Pix2Pix, {"autocast": torch.bfloat16, "channels_last": True})
+    if device == "cuda":   # the default there is mixed precision: plain float32 too, as the textbook step computes
+        courses["Pix2Pix.step, float32"] = (Pix2Pix, {"precision": Precision(None, False, device)})
     for name, cls in (others or {}).items():
         courses[name] = (cls, {})
     for name, (cls, kw) in courses.items():
@@ -168,9 +172,8 @@ def print_comparison(title: str, ips: dict[str, float]) -> None:
 # ----------------------------------------------------------------------------------------------
 
 def images_per_second(device: str, size: int, depth: int, ngf: int, batch: int, steps: int,
-                      channels_last: bool = False, amp: bool = False, compile: bool = False) -> float:
-    gan = Pix2Pix(*networks(size, depth, ngf), device=device,
-                  autocast=torch.bfloat16 if amp else None, channels_last=channels_last)
+                      channels_last: bool = False, amp: torch.dtype | None = None, compile: bool = False) -> float:
+    gan = Pix2Pix(*networks(size, depth, ngf), device=device, precision=Precision(amp, channels_last, device))
     if compile:
         gan.G = torch.compile(gan.G)
         gan.D = torch.compile(gan.D)
@@ -182,26 +185,28 @@ def images_per_second(device: str, size: int, depth: int, ngf: int, batch: int, 
 
 
 def run_variants(device: str, size: int, depth: int, ngf: int, batch: int, steps: int, compile: bool) -> float | None:
-    """Print images/s of every variant on ``device``; return the default variant's (None if it failed)."""
-    variants = {"default": {}, "channels_last": {"channels_last": True}}
+    """Print images/s of every variant on ``device``; return the float32 variant's (None if it failed)."""
+    bf16, fp16 = torch.bfloat16, torch.float16
+    variants = {"float32": {}, "channels_last": {"channels_last": True}}
     if device == "cuda":
-        variants["AMP bf16"] = {"amp": True}
-        variants["AMP bf16 + channels_last"] = {"amp": True, "channels_last": True}
+        variants["AMP bf16"] = {"amp": bf16}
+        variants["AMP bf16 + channels_last"] = {"amp": bf16, "channels_last": True}
+        variants["AMP fp16 + scaler + channels_last"] = {"amp": fp16, "channels_last": True}
     if compile:
         variants["torch.compile"] = {"compile": True}
         if device == "cuda":
-            variants["torch.compile + AMP bf16"] = {"compile": True, "amp": True}
+            variants["torch.compile + AMP bf16"] = {"compile": True, "amp": bf16}
     print(f"\n{device}: {size}x{size}, depth {depth}, ngf {ngf}, batch {batch}, {steps} timed steps")
     base = default = None
     for name, kw in variants.items():
         try:
             ips = images_per_second(device, size, depth, ngf, batch, steps, **kw)
         except Exception as e:  # e.g. torch.compile without a compiler
-            print(f"  {name:<28} failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}")
+            print(f"  {name:<33} failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}")
             continue
         base = base or ips
-        default = ips if name == "default" else default
-        print(f"  {name:<28} {ips:9.1f} images/s   x{ips / base:.2f} vs default")
+        default = ips if name == "float32" else default
+        print(f"  {name:<33} {ips:9.1f} images/s   x{ips / base:.2f} vs float32")
     return default
 
 
@@ -245,7 +250,7 @@ def main() -> None:
                 default.setdefault(config, {})["cuda"] = run_variants("cuda", *config, a.steps, a.compile)
         for (size, depth, ngf, batch), ips in default.items():   # same networks on both devices: compare them
             if ips.get("cpu") and ips.get("cuda"):
-                print(f"\nGPU vs CPU, default, {size}x{size} depth {depth} ngf {ngf} batch {batch}: "
+                print(f"\nGPU vs CPU, float32, {size}x{size} depth {depth} ngf {ngf} batch {batch}: "
                       f"{ips['cuda']:.1f} vs {ips['cpu']:.2f} images/s, x{ips['cuda'] / ips['cpu']:.0f}")
 
 

@@ -1,12 +1,14 @@
 """Where and at what size the course runs: the run profile, the device and the seed.
 
-Every notebook runs in one of three profiles, chosen by the environment variable ``I2I_PROFILE``:
+Every notebook runs in one of four profiles, chosen by the environment variable ``I2I_PROFILE``:
 
 * ``smoke`` -- a few seconds per notebook; CI uses it to prove the code runs. Its numbers mean nothing.
-* ``cpu``   -- real but reduced experiments that finish in minutes on a laptop CPU.
-* ``full``  -- the paper-scale settings, for a GPU (Colab).
+* ``cpu``   -- real but reduced experiments that finish in minutes on a laptop CPU (the book's outputs).
+* ``gpu``   -- sized for a free Colab GPU (a T4): each chapter in at most about 30 minutes, on the
+  papers' real datasets where they can be downloaded without a login.
+* ``full``  -- paper scale, hours on a GPU; only when asked for (``I2I_PROFILE=full``).
 
-Without ``I2I_PROFILE`` the profile is ``full`` when CUDA is available, else ``cpu``.
+Without ``I2I_PROFILE`` the profile is ``gpu`` when CUDA is available, else ``cpu``.
 A notebook states its sizes once, per profile, with :func:`settings`, and never branches on the
 profile elsewhere. ``I2I_SETTINGS`` changes single values of the active profile without editing the
 notebook, e.g. ``I2I_SETTINGS="steps=20000; train=('CBSD68',)"`` (Python literals, ``;`` between them).
@@ -25,26 +27,27 @@ from typing import Any
 import numpy as np
 import torch
 
-PROFILES = ("smoke", "cpu", "full")
+PROFILES = ("smoke", "cpu", "gpu", "full")
 
 
 def profile() -> str:
-    """The active run profile: ``I2I_PROFILE`` if set, else ``full`` with CUDA, else ``cpu``."""
+    """The active run profile: ``I2I_PROFILE`` if set, else ``gpu`` with CUDA, else ``cpu``."""
     name = os.environ.get("I2I_PROFILE", "").strip().lower()
     if not name:
-        return "full" if torch.cuda.is_available() else "cpu"
+        return "gpu" if torch.cuda.is_available() else "cpu"
     if name not in PROFILES:
         raise ValueError(f"I2I_PROFILE={name!r} is not a profile; choose one of {', '.join(PROFILES)}")
     return name
 
 
-def settings(*, smoke: dict[str, Any], cpu: dict[str, Any], full: dict[str, Any]) -> SimpleNamespace:
+def settings(*, smoke: dict[str, Any], cpu: dict[str, Any], gpu: dict[str, Any],
+             full: dict[str, Any]) -> SimpleNamespace:
     """The sizes of an experiment for the active profile, as attributes (``P.steps``, ``P.size``).
 
-    All three profiles must name the same keys, so a setting cannot be forgotten in one of them.
-    The result also carries ``profile``, the name of the active profile.
+    All four profiles must be given and name the same keys, so a setting cannot be forgotten in one
+    of them. The result also carries ``profile``, the name of the active profile.
     """
-    table = {"smoke": smoke, "cpu": cpu, "full": full}
+    table = {"smoke": smoke, "cpu": cpu, "gpu": gpu, "full": full}
     keys = set(full)
     for name, values in table.items():
         if set(values) != keys:
@@ -115,7 +118,7 @@ def checkpoint_path(chapter: str, name: str) -> Path:
     """Where a chapter keeps a trained model: ``$I2I_CHECKPOINTS/<profile>/<chapter>/<name>.pt``.
 
     ``I2I_CHECKPOINTS`` defaults to ``./checkpoints``; on Colab point it at a Google Drive folder
-    so that checkpoints outlive the virtual machine. The profile is part of the path, so a smoke
+    so that checkpoints outlive the virtual machine (:func:`keep_on_drive`). The profile is part of the path, so a smoke
     run never loads (or overwrites) the model of a cpu or full run.
     """
     root = Path(os.environ.get("I2I_CHECKPOINTS", "checkpoints"))
@@ -128,3 +131,24 @@ def describe() -> str:
     extra = f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""
     changed = "".join(f" | {k}={v!r}" for k, v in overrides().items())
     return f"profile: {profile()} | device: {dev}{extra} | torch {torch.__version__}{changed}"
+
+
+def keep_on_drive(folder: str = "/content/drive/MyDrive/i2icourse") -> Path:
+    """On Colab: mount Google Drive and keep checkpoints and datasets there, so a recycled VM loses neither.
+
+    Sets ``I2I_CHECKPOINTS`` to ``<folder>/checkpoints`` and ``I2I_DATA`` to ``<folder>/data`` for this
+    session (the first cell of every chapter calls it when its ``KEEP_ON_DRIVE`` flag is set).
+    Elsewhere it refuses: set the two variables to any folder you like instead.
+    """
+    try:
+        from google.colab import drive  # type: ignore[import-not-found]
+    except ImportError:
+        raise RuntimeError("keep_on_drive works on Colab only; elsewhere set I2I_CHECKPOINTS and I2I_DATA "
+                           "to folders of your choice") from None
+    drive.mount("/content/drive")
+    root = Path(folder)
+    for variable, sub in (("I2I_CHECKPOINTS", "checkpoints"), ("I2I_DATA", "data")):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        os.environ[variable] = str(root / sub)
+    print(f"checkpoints and datasets are kept in {root} on Google Drive")
+    return root

@@ -63,7 +63,8 @@ RULES = {  # module (file or folder) -> package modules it must not import
                    "i2icourse.distortions"},
     "distortions.py": {"i2icourse.losses", "i2icourse.models", "i2icourse.data", "i2icourse.train",
                        "i2icourse.recipes"},
-    "inference.py": "*",   # eval mode + no_grad + chunks: torch only, so every layer above may use it
+    "inference.py": "*",
+    "precision.py": "*",   # the numeric precision of a step: torch only   # eval mode + no_grad + chunks: torch only, so every layer above may use it
     "analysis.py": {"i2icourse.metrics", "i2icourse.losses", "i2icourse.models", "i2icourse.data",
                     "i2icourse.train", "i2icourse.recipes", "i2icourse.plot", "i2icourse.fid", "i2icourse.tiling",
                     "i2icourse.sr_eval", "i2icourse.distortions"},
@@ -179,6 +180,10 @@ def _requirement_names(requirements: list[str]) -> set[str]:
     return {re.split(r"[\s<>=!~\[;]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
 
 
+#: Imported only where the platform provides them: ``google.colab`` on Colab (runtime.keep_on_drive).
+PROVIDED_BY_THE_PLATFORM = {"google"}
+
+
 @pytest.mark.parametrize("part, extras", [("package", ()), ("exercises", ("instructor",)), ("tests", ("test",))])
 def test_each_part_declares_what_it_imports(part, extras):
     # `pip install -e '.[test]'` alone must run the tests, and '.[instructor]' the exercise tools.
@@ -193,7 +198,7 @@ def test_each_part_declares_what_it_imports(part, extras):
              "tests": sorted((PKG.parent / "tests").rglob("*.py"))}[part]
     providers = packages_distributions()
     undeclared = {}
-    for module in sorted(_third_party_imports(files)):
+    for module in sorted(_third_party_imports(files) - PROVIDED_BY_THE_PLATFORM):
         dists = {d.lower().replace("_", "-") for d in providers.get(module, [module])}
         if not dists & declared:
             undeclared[module] = sorted(dists)

@@ -13,7 +13,7 @@ def test_profile_from_environment(monkeypatch):
     monkeypatch.setenv("I2I_PROFILE", "  CPU ")
     assert runtime.profile() == "cpu"
     monkeypatch.setenv("I2I_PROFILE", "fast")
-    with pytest.raises(ValueError, match="smoke, cpu, full"):
+    with pytest.raises(ValueError, match="smoke, cpu, gpu, full"):
         runtime.profile()
 
 
@@ -22,27 +22,48 @@ def test_default_profile_follows_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert runtime.profile() == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert runtime.profile() == "full"
+    assert runtime.profile() == "gpu"
+
+
+def test_every_profile_must_be_declared(monkeypatch):
+    monkeypatch.setenv("I2I_PROFILE", "cpu")
+    with pytest.raises(TypeError, match="gpu"):
+        runtime.settings(smoke=dict(size=8), cpu=dict(size=64), full=dict(size=256))
+
+
+@pytest.mark.parametrize("name, size", [("smoke", 8), ("cpu", 64), ("gpu", 128), ("full", 256)])
+def test_each_profile_gets_its_own_values(monkeypatch, name, size):
+    monkeypatch.setenv("I2I_PROFILE", name)
+    P = runtime.settings(smoke=dict(size=8), cpu=dict(size=64), gpu=dict(size=128), full=dict(size=256))
+    assert (P.profile, P.size) == (name, size)
+
+
+def test_keep_on_drive_refuses_outside_colab(monkeypatch):
+    monkeypatch.delenv("I2I_CHECKPOINTS", raising=False)
+    with pytest.raises(RuntimeError, match="Colab only"):
+        runtime.keep_on_drive()
+    assert "I2I_CHECKPOINTS" not in __import__("os").environ
 
 
 def test_settings_pick_the_active_profile(monkeypatch):
     monkeypatch.setenv("I2I_PROFILE", "cpu")
     P = runtime.settings(smoke=dict(size=8, steps=2), cpu=dict(size=64, steps=300),
-                         full=dict(size=256, steps=10_000))
+                         gpu=dict(size=128, steps=3000), full=dict(size=256, steps=10_000))
     assert (P.profile, P.size, P.steps) == ("cpu", 64, 300)
 
 
 def test_settings_refuse_a_forgotten_key(monkeypatch):
     monkeypatch.setenv("I2I_PROFILE", "cpu")
     with pytest.raises(ValueError, match="smoke.*steps"):
-        runtime.settings(smoke=dict(size=8), cpu=dict(size=64, steps=3), full=dict(size=256, steps=4))
+        runtime.settings(smoke=dict(size=8), cpu=dict(size=64, steps=3), gpu=dict(size=64, steps=3),
+                         full=dict(size=256, steps=4))
 
 
 def test_settings_take_single_values_from_the_environment(monkeypatch):
     monkeypatch.setenv("I2I_PROFILE", "full")
     monkeypatch.setenv("I2I_SETTINGS", "steps=20_000; train=('CBSD68', 'skimage') ;")
     P = runtime.settings(smoke=dict(steps=2, train=()), cpu=dict(steps=3, train=()),
-                         full=dict(steps=10_000, train=("BSDS500",)))
+                         gpu=dict(steps=5_000, train=("BSDS500",)), full=dict(steps=10_000, train=("BSDS500",)))
     assert (P.steps, P.train) == (20_000, ("CBSD68", "skimage"))
     assert "steps=20000" in runtime.describe()
 
@@ -52,7 +73,7 @@ def test_settings_take_single_values_from_the_environment(monkeypatch):
 def test_settings_refuse_a_bad_override(monkeypatch, text, message):
     monkeypatch.setenv("I2I_SETTINGS", text)
     with pytest.raises(ValueError, match=message):
-        runtime.settings(smoke=dict(steps=2), cpu=dict(steps=3), full=dict(steps=4))
+        runtime.settings(smoke=dict(steps=2), cpu=dict(steps=3), gpu=dict(steps=4), full=dict(steps=5))
 
 
 @pytest.mark.parametrize("text", ["train='CBSD68'", "steps=2.5", "steps=None", "lr=True"])
@@ -62,6 +83,7 @@ def test_settings_refuse_a_value_of_another_type(monkeypatch, text):
     monkeypatch.setenv("I2I_SETTINGS", text)
     with pytest.raises(ValueError, match="the profiles set"):
         runtime.settings(smoke=dict(steps=2, train=(), lr=1e-3, fid=None), cpu=dict(steps=3, train=("a",), lr=0.1, fid=None),
+                         gpu=dict(steps=4, train=("b",), lr=0.2, fid="imagenet"),
                          full=dict(steps=4, train=("b",), lr=0.2, fid="imagenet"))
 
 
@@ -71,7 +93,7 @@ def test_settings_accept_the_profiles_types(monkeypatch, text, key, value):
     monkeypatch.setenv("I2I_PROFILE", "cpu")
     monkeypatch.setenv("I2I_SETTINGS", text)
     P = runtime.settings(smoke=dict(train=(), lr=1e-3, fid=None), cpu=dict(train=("a",), lr=0.1, fid=None),
-                         full=dict(train=("b",), lr=0.2, fid="imagenet"))
+                         gpu=dict(train=("b",), lr=0.2, fid="imagenet"), full=dict(train=("b",), lr=0.2, fid="imagenet"))
     assert getattr(P, key) == value
 
 

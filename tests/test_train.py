@@ -1,6 +1,7 @@
 import hashlib
 import io
 import os
+import re
 import stat
 import time
 
@@ -29,11 +30,11 @@ class NoisyCrops(Dataset):
         return x + float(np.random.normal(0, 0.01)), x
 
 
-def make_objects():
+def make_objects(lr=1e-2, width=4):
     torch.manual_seed(1)
-    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.3),
-                        nn.Conv2d(4, 1, 3, padding=1))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    net = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.Dropout(0.3),
+                        nn.Conv2d(width, 1, 3, padding=1))
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
 
     def step_fn(batch, step):
@@ -244,3 +245,154 @@ def test_a_failed_save_leaves_no_temporary(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space"):
         train.save_checkpoint(tmp_path / "c.pt", 3, big_objects())
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ checkpoints record their settings
+SETTINGS = {"profile": "smoke", "steps": 4, "size": (8, 8), "rec": "l1", "field": 70}
+
+
+def fit_with(path, steps=4, settings=SETTINGS, lr=1e-2, width=4, **kwargs):
+    """fit on fresh objects; returns the steps it trained and the history."""
+    _, objects, step_fn = make_objects(lr=lr, width=width)
+    trained = []
+
+    def counting_step(batch, step):
+        trained.append(step)
+        return step_fn(batch, step)
+
+    hist = train.fit(counting_step, NoisyCrops(), steps=steps, batch_size=3, objects=objects, checkpoint=path,
+                     seed=5, progress=False, settings=settings, **kwargs)
+    return trained, hist
+
+
+def stale_message(path, **kwargs):
+    before = path.read_bytes()
+    with pytest.raises(train.StaleCheckpointError) as info:
+        fit_with(path, **kwargs)
+    assert path.read_bytes() == before  # a refused checkpoint is left as it was
+    return str(info.value)
+
+
+def test_the_record_is_stored_and_the_same_settings_load(tmp_path):
+    path = tmp_path / "c.pt"
+    fit_with(path)
+    record = stored_state(path)["extra"]["record"]
+    assert record["settings"] == {**SETTINGS, "size": [8, 8]}  # a tuple is stored as a list
+    assert record["objects"]["net"]["shapes"]["0.weight"] == [4, 1, 3, 3]
+    assert record["objects"]["opt"]["groups"][0]["lr"] == 1e-2
+    assert fit_with(path)[0] == []  # complete: loaded, not trained again
+
+
+def test_a_changed_setting_is_refused_with_both_values_and_the_file(tmp_path):
+    path = tmp_path / "c.pt"
+    fit_with(path)
+    message = stale_message(path, settings={**SETTINGS, "rec": "l2"})
+    assert str(path) in message and "rec: 'l1' -> 'l2'" in message
+    assert "Delete the file" in message and "I2I_CHECKPOINTS" in message and "undo the change" in message
+    without_field = {k: v for k, v in SETTINGS.items() if k != "field"}
+    assert "field: 70 -> (not set)" in stale_message(path, settings=without_field)
+    assert "extra: (not set) -> 1" in stale_message(path, settings={**SETTINGS, "extra": 1})
+
+
+def test_a_changed_optimizer_or_model_is_refused(tmp_path):
+    path = tmp_path / "c.pt"
+    fit_with(path)
+    assert "opt: lr 0.01 -> 0.5" in stale_message(path, lr=0.5)
+    message = stale_message(path, width=8)
+    assert "net: parameter shapes differ (0.weight (4,1,3,3) -> (8,1,3,3), and " in message
+
+
+def test_a_long_list_of_differences_is_cut_short(tmp_path):
+    path = tmp_path / "c.pt"
+    fit_with(path, settings={f"s{i}": i for i in range(11)})
+    message = stale_message(path, settings={f"s{i}": -i for i in range(1, 11)})
+    assert "s1: 1 -> -1" in message and "s0: 0 -> (not set)" not in message
+    listed = [line for line in message.splitlines() if line.startswith("  ")]
+    assert len(listed) == 9 and listed[-1] == "  and 3 more"  # s9, s10 and s0, which is not set now
+
+
+def test_a_setting_that_is_not_a_plain_value_is_named(tmp_path):
+    with pytest.raises(TypeError, match="setting 'loss'"):
+        fit_with(tmp_path / "c.pt", settings={**SETTINGS, "loss": nn.L1Loss()})
+
+
+def test_the_record_holds_the_learning_rate_the_optimizer_was_made_with():
+    _, objects, _ = make_objects()
+    fresh = train.run_record(objects)
+    for _ in range(3):
+        objects["opt"].step()
+        objects["sched"].step()  # StepLR halves the learning rate
+    assert objects["opt"].param_groups[0]["lr"] == 5e-3
+    assert train.run_record(objects) == fresh
+
+
+def test_more_steps_and_another_profile_train_on(tmp_path):
+    path = tmp_path / "c.pt"
+    fit_with(path)
+    trained, hist = fit_with(path, steps=6, settings={**SETTINGS, "steps": 6, "profile": "cpu"})
+    assert trained == [4, 5] and hist.steps("loss") == list(range(1, 7))
+
+
+def test_a_checkpoint_without_record_loads_with_a_note(tmp_path, capsys):
+    path = tmp_path / "c.pt"
+    _, objects, _ = make_objects()
+    history = train.History()
+    history.log(1, {"loss": 1.0})
+    train.save_checkpoint(path, 1, objects, history)
+    trained, hist = fit_with(path, steps=2)
+    assert trained == [1] and hist.steps("loss") == [1, 2]
+    out = capsys.readouterr().out
+    assert out.count(f"{path}: made before checkpoints recorded their settings; they cannot be checked") == 1
+    assert stored_state(path)["extra"]["record"]["settings"]["rec"] == "l1"  # the new save has one
+
+
+# ------------------------------------------------------------------ the time estimate
+def test_a_long_run_announces_its_time_once_and_trains_the_same(capsys):
+    results = []
+    for announce in (True, False):
+        runtime.seed_everything(0)
+        net, objects, step_fn = make_objects()
+        hist = train.fit(step_fn, NoisyCrops(), steps=train.ANNOUNCE_MIN_STEPS, batch_size=3, objects=objects,
+                         seed=5, progress=False, announce=announce, desc="tiny")
+        results.append((hist.records, [t.clone() for t in net.state_dict().values()]))
+        lines = capsys.readouterr().out.splitlines()
+        if announce:
+            left = train.ANNOUNCE_MIN_STEPS - 1 - train.TIMED_STEPS
+            assert len(lines) == 1
+            assert re.fullmatch(rf"tiny: {left} steps to go, about \d+ s on this device \(cpu\)", lines[0])
+        else:
+            assert lines == []
+    (hist_on, weights_on), (hist_off, weights_off) = results
+    assert hist_on == hist_off
+    assert all(torch.equal(a, b) for a, b in zip(weights_on, weights_off))
+
+
+def test_a_short_run_announces_nothing(capsys):
+    _, objects, step_fn = make_objects()
+    train.fit(step_fn, NoisyCrops(), steps=train.ANNOUNCE_MIN_STEPS - 1, batch_size=3, objects=objects,
+              progress=False)
+    assert capsys.readouterr().out == ""
+
+
+def test_durations_read_in_seconds_minutes_and_hours():
+    assert [train._duration(s) for s in (45, 119, 150, 7000, 9000)] == ["45 s", "119 s", "2 min", "117 min",
+                                                                          "2.5 h"]
+
+
+def test_batches_are_pinned_when_cuda_is_there(monkeypatch):
+    asked = []
+
+    class Asked(Exception):
+        """Stops fit at its loader: this machine may have no GPU to train on."""
+
+    def spy(*args, pin_memory, **kwargs):
+        asked.append(pin_memory)
+        raise Asked
+
+    monkeypatch.setattr(train, "batches", spy)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for kwargs in ({}, {"pin_memory": False}):
+        _, objects, step_fn = make_objects()
+        with pytest.raises(Asked):
+            train.fit(step_fn, NoisyCrops(), steps=1, batch_size=3, objects=objects, progress=False, **kwargs)
+    assert asked == [True, False]

@@ -19,6 +19,21 @@ fetch never goes online. It returns, in this order,
 3. the archive itself, ``<mirror>/<archive>`` or ``<mirror>/<name>/<archive>``: verified and unpacked
    into the cache exactly as if it had been downloaded.
 
+**Pointing the registry elsewhere.** ``$I2I_DATA_SOURCES`` names a JSON file that gives some datasets
+another source, e.g. a classroom server, or the miniature copies the tests serve on 127.0.0.1::
+
+    {"facades": {"urls": ["http://127.0.0.1:8000/facades.tar.gz"],
+                 "sha256": "<64 hex digits>", "size": 52311, "n_images": 7}}
+
+Names are matched as :func:`~i2icourse.data.registry.get` matches them (aliases, any case). Only
+``urls`` is required. For a listed dataset fetch uses the registry's entry with just its addresses and
+what verifies them replaced: ``sha256``, ``size`` and ``n_images`` come from the file, and one left out
+is not checked (the registry's values describe the registry's archive). Everything else stays: the
+archive's file name, the folder inside it, the layout checked after unpacking, the splits. So an archive
+from elsewhere must be laid out as the published one, and a dataset that needs a manual download can be
+given a URL too. An unknown dataset name or field in the file is an error. A mirror, when set, still
+comes first. :func:`resolve` shows the entry fetch uses.
+
 **Two at once.** Two notebooks, or two users of one shared cache, may fetch the same dataset at the
 same time. Each install holds a lock, the file ``.<name>.lock`` beside ``<name>/`` (see
 :func:`_dataset_lock`): the first process downloads and unpacks, the second waits, then finds the
@@ -60,6 +75,7 @@ import warnings
 import zipfile
 import zlib
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Iterator, NoReturn, Sequence
 
@@ -67,7 +83,7 @@ from tqdm.auto import tqdm
 
 from i2icourse import REPOSITORY_URL, __version__
 from i2icourse import io as image_io
-from i2icourse.data.registry import Dataset, get
+from i2icourse.data.registry import REGISTRY, Dataset, UnknownDatasetError, get
 
 try:
     import fcntl
@@ -147,6 +163,72 @@ def mirror_dir(mirror: str | Path | None = None) -> Path | None:
 # fetch
 # ----------------------------------------------------------------------------------------------
 
+SOURCES_ENV = "I2I_DATA_SOURCES"
+_SOURCE_FIELDS = ("urls", "sha256", "size", "n_images")
+
+
+def resolve(name: str | Dataset) -> Dataset:
+    """The entry fetch uses for ``name``: the registry's, with its source replaced where ``$I2I_DATA_SOURCES`` says.
+
+    A :class:`Dataset` that is not a registry entry (one made by hand, or one already resolved) is used as given.
+    """
+    entry = name if isinstance(name, Dataset) else get(name)
+    if REGISTRY.get(entry.name) != entry:
+        return entry
+    return _read_sources().get(entry.name, entry)
+
+
+def _read_sources() -> dict[str, Dataset]:
+    """The registry entries re-pointed by the JSON file ``$I2I_DATA_SOURCES`` names, by name; {} when unset."""
+    value = os.environ.get(SOURCES_ENV, "").strip()
+    if not value:
+        return {}
+    where = f"{SOURCES_ENV}={value}"
+    try:
+        table = json.loads(Path(value).expanduser().read_text())
+    except OSError as e:
+        raise DataError(f"{where}: cannot read it ({e.strerror}); point it at a JSON file or unset it") from None
+    except ValueError as e:
+        raise DataError(f"{where}: not valid JSON ({e})") from None
+    if not isinstance(table, dict):
+        raise DataError(f"{where}: must hold a JSON object, dataset name -> {{{', '.join(_SOURCE_FIELDS)}}}")
+    sources: dict[str, Dataset] = {}
+    labels: dict[str, str] = {}
+    for label, fields in table.items():
+        try:
+            entry = get(label)
+        except UnknownDatasetError as e:
+            raise DataError(f"{where}: {e}") from None
+        if entry.name in labels:
+            raise DataError(f"{where}: {labels[entry.name]!r} and {label!r} both name {entry.name!r}: list it once")
+        labels[entry.name] = label
+        sources[entry.name] = _repointed(entry, fields, f"{where}, {label!r}")
+    return sources
+
+
+def _repointed(entry: Dataset, fields: object, where: str) -> Dataset:
+    """``entry`` with the addresses and checks of ``fields`` (one value of the sources file) and nothing else changed."""
+    if not isinstance(fields, dict):
+        raise DataError(f"{where}: must be an object with the fields {', '.join(_SOURCE_FIELDS)}")
+    unknown = sorted(set(fields) - set(_SOURCE_FIELDS))
+    if unknown:
+        raise DataError(f"{where}: unknown field(s) {', '.join(unknown)}; the fields are {', '.join(_SOURCE_FIELDS)}")
+    urls = fields.get("urls")
+    if not isinstance(urls, list) or not urls or not all(isinstance(u, str) for u in urls):
+        raise DataError(f"{where}: 'urls' must be a non-empty list of addresses")
+    sha256, size, n_images = fields.get("sha256"), fields.get("size"), fields.get("n_images")
+    if sha256 is not None and not isinstance(sha256, str):
+        raise DataError(f"{where}: 'sha256' must be a string of 64 hex digits")
+    for key, value in (("size", size), ("n_images", n_images)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise DataError(f"{where}: {key!r} must be a whole number")
+    try:
+        return replace(entry, urls=tuple(urls), filename=entry.archive_name, manual=None,
+                       sha256=sha256, size=size, n_images=n_images)
+    except ValueError as e:  # Dataset's own checks: http(s) URLs, the sha256's form, a positive count
+        raise DataError(f"{where}: {e}") from None
+
+
 def fetch(name: str | Dataset, root: str | Path | None = None, *, mirror: str | Path | None = None,
           progress: bool = True, keep_archive: bool = False, verify: bool = True) -> Path:
     """The folder holding dataset ``name``, downloading, verifying and unpacking it the first time.
@@ -156,7 +238,7 @@ def fetch(name: str | Dataset, root: str | Path | None = None, *, mirror: str | 
     Processes that fetch the same dataset at once take turns, and all get the one complete install.
     The module docstring says where data goes, how a mirror is searched and what is verified.
     """
-    entry = name if isinstance(name, Dataset) else get(name)
+    entry = resolve(name)
     target = data_root(root) / entry.name
     done = _completed(target)
     if done is not None:
@@ -208,11 +290,16 @@ def _download_and_install(entry: Dataset, target: Path, *, progress: bool, keep_
 
 def image_files(name: str | Dataset, split: str | None = None, *, root: str | Path | None = None,
                 mirror: str | Path | None = None) -> list[Path]:
-    """The image files of dataset ``name`` (of one ``split``, e.g. 'train'), fetching it if needed."""
-    entry = name if isinstance(name, Dataset) else get(name)
+    """The image files of dataset ``name`` (of one ``split``, e.g. 'train'), fetching it if needed.
+
+    Without ``split``, a dataset with named splits (BSDS500) gives the files of all of them, in order.
+    """
+    entry = resolve(name)
     folder = fetch(entry, root, mirror=mirror)
     if split is not None:
-        folder = folder / entry.splits.get(split, split)
+        return image_io.list_images(folder / entry.splits.get(split, split))
+    if entry.splits:
+        return [f for sub in entry.splits.values() for f in image_io.list_images(folder / sub)]
     return image_io.list_images(folder)
 
 

@@ -128,6 +128,7 @@ DATASETS: tuple[Dataset, ...] = (
         # No published checksum. No file count either: 4,744 photos are in pristine_images/, but what else
         # the archive holds is not known for certain; unrar's own checks catch a download cut short.
         subdir="exploration_database_and_code", layout=("pristine_images",),
+        splits={"pristine": "pristine_images"},
         aliases=("WED", "waterloo_exploration"),
         notes="A RAR archive: unpacking it needs unrar, 7z or bsdtar on the PATH (Python cannot read RAR)."),
     Dataset(

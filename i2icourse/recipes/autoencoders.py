@@ -20,6 +20,7 @@ from torch import nn
 from i2icourse import metrics
 from i2icourse.inference import predict
 from i2icourse.losses import LossFn
+from i2icourse.precision import Precision, policy
 
 
 # ----------------------------------------------------------------------------------------------
@@ -30,27 +31,33 @@ class Reconstruction:
     """An autoencoder trained to reproduce its input under ``loss_fn``, with Adam (chapter 2 shows :meth:`step`).
 
     ``loss_fn(reconstruction, original)`` is one of :func:`i2icourse.losses.get_loss`'s losses; the three
-    models of the chapter differ in nothing else.
+    models of the chapter differ in nothing else. ``precision``: how the step computes (default: the
+    device's, :func:`i2icourse.precision.policy`: mixed precision on CUDA, float32 elsewhere).
     """
 
-    def __init__(self, model: nn.Module, loss_fn: LossFn, lr: float = 1e-3, device: torch.device | str = "cpu"):
+    def __init__(self, model: nn.Module, loss_fn: LossFn, lr: float = 1e-3, device: torch.device | str = "cpu",
+                 precision: Precision | str | None = None):
         self.device = torch.device(device)
-        self.model = model.to(self.device)
+        self.precision = policy(self.device, precision)
+        self.model = self.precision.to_model(model)
         self.loss_fn = loss_fn
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
 
     def objects(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
-        """Everything a checkpoint must hold (for ``train.fit(objects=...)``)."""
-        return {"net": self.model, "opt": self.opt}
+        """Everything a checkpoint must hold (for ``train.fit(objects=...)``); with fp16 the gradient scaler too."""
+        return {"net": self.model, "opt": self.opt, **self.precision.objects()}
 
     def step(self, batch: torch.Tensor, step: int = 0) -> dict[str, float]:
         """One Adam step on ``loss_fn(model(x), x)``: the target of an autoencoder is its input."""
         self.model.train()
-        x = batch.to(self.device)                  # (N, 1, H, W)
-        loss = self.loss_fn(self.model(x), x)
+        x = self.precision.to_input(batch)         # (N, 1, H, W)
+        with self.precision.autocast():            # mixed precision on a GPU
+            reconstruction = self.model(x).float()
+        loss = self.loss_fn(reconstruction, x)     # in float32
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        self.precision.backward(loss)              # loss.backward(); with fp16 scaled first
+        self.precision.step(self.opt)              # self.opt.step(); with fp16 unscaled first
+        self.precision.update()
         return {"loss": float(loss.detach())}
 
 

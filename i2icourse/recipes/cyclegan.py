@@ -29,6 +29,7 @@ from torch import nn
 
 from i2icourse import inference, io
 from i2icourse.losses import gan_loss
+from i2icourse.precision import Precision, policy
 from i2icourse.recipes.pix2pix import adam, as_floats, frozen, reconstruction, reconstruction_kind
 from i2icourse.recipes.schedule import linear_decay_scheduler
 
@@ -110,16 +111,18 @@ class CycleGAN:
     ``cycle``: ``l1``/``l2``/``mix``; ``lambda_cyc``: 10 (0 removes the cycle: the failure mode);
     ``lambda_idt``: the identity weight as a fraction of ``lambda_cyc`` (0.5; 0 turns it off);
     ``pool``: pool size (50; 0 turns it off); ``gan_mode``: ``lsgan`` (the paper) or ``vanilla``;
-    ``steps``/``decay_from``: the schedule.
+    ``steps``/``decay_from``: the schedule; ``precision``: how the step computes, as in
+    :class:`~i2icourse.recipes.pix2pix.Pix2Pix` (default: the device's, :func:`i2icourse.precision.policy`).
     """
 
     def __init__(self, G: nn.Module, F: nn.Module, D_A: nn.Module, D_B: nn.Module, lr: float = 2e-4,
                  betas: tuple[float, float] = (0.5, 0.999), lambda_cyc: float = 10.0, lambda_idt: float = 0.5,
                  cycle: str = "l1", gan_mode: str = "lsgan", pool: int = 50, device: torch.device | str = "cpu",
-                 steps: int | None = None, decay_from: float = 0.5):
+                 steps: int | None = None, decay_from: float = 0.5, precision: Precision | str | None = None):
         self.device = torch.device(device)
-        self.G, self.F = G.to(self.device), F.to(self.device)
-        self.D_A, self.D_B = D_A.to(self.device), D_B.to(self.device)
+        self.precision = policy(self.device, precision)
+        self.G, self.F = self.precision.to_model(G), self.precision.to_model(F)
+        self.D_A, self.D_B = self.precision.to_model(D_A), self.precision.to_model(D_B)
         self.opt_G = adam(itertools.chain(self.G.parameters(), self.F.parameters()), lr, betas)
         self.opt_D = adam(itertools.chain(self.D_A.parameters(), self.D_B.parameters()), lr, betas)
         self.sched_G = linear_decay_scheduler(self.opt_G, steps, decay_from)
@@ -129,10 +132,11 @@ class CycleGAN:
         reconstruction_kind(cycle)  # fail early on a bad name
 
     def objects(self) -> dict:
-        """Everything a checkpoint must hold: four networks, two optimisers, two schedulers, two pools."""
+        """Everything a checkpoint must hold: four networks, two optimisers, two schedulers, two pools (and
+        with fp16 the gradient scaler)."""
         return {"G": self.G, "F": self.F, "D_A": self.D_A, "D_B": self.D_B, "opt_G": self.opt_G,
                 "opt_D": self.opt_D, "sched_G": self.sched_G, "sched_D": self.sched_D,
-                "pool_A": self.pool_A, "pool_B": self.pool_B}
+                "pool_A": self.pool_A, "pool_B": self.pool_B, **self.precision.objects()}
 
     def cycle_loss(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """|F(G(a)) - a| + |G(F(b)) - b| (of the chosen kind) on [-1, 1] images."""
@@ -145,36 +149,42 @@ class CycleGAN:
     def step(self, batch: Mapping[str, torch.Tensor], step: int = 0) -> dict[str, float]:
         """One update of G and F, then one of D_A and D_B, on unpaired ``batch['A']``, ``batch['B']`` in [0, 1]."""
         self._set_train()
-        a = io.to_signed(batch["A"].to(self.device))
-        b = io.to_signed(batch["B"].to(self.device))
+        a = io.to_signed(self.precision.to_input(batch["A"]))
+        b = io.to_signed(self.precision.to_input(batch["B"]))
         # --- generators: fool both discriminators, close both cycles, leave own-domain images alone.
-        # The discriminators are frozen: their weight gradients are not needed for G's update.
+        # The discriminators are frozen: their weight gradients are not needed for G's update. The
+        # networks run under autocast (mixed precision on a GPU); the losses get float32 values
+        # (``.float()``; ``reconstruction`` converts its inputs itself).
         self.opt_G.zero_grad(set_to_none=True)
         with frozen(self.D_A, self.D_B):
-            if self.lambda_idt > 0:  # G(b) ~ b and F(a) ~ a: keeps colours when the input is already in the target domain
-                fake_b, idt_b = pair_pass(self.G, a, b)        # G(a): A -> B, and G(b) for the identity term
-                fake_a, idt_a = pair_pass(self.F, b, a)        # F(b): B -> A, and F(a)
-                loss_idt = reconstruction(idt_b, b, self.cycle) + reconstruction(idt_a, a, self.cycle)
-            else:
-                fake_b, fake_a = self.G(a), self.F(b)
-                loss_idt = torch.zeros((), device=self.device)
-            rec_a, rec_b = self.F(fake_b), self.G(fake_a)      # F(G(a)) ~ a, G(F(b)) ~ b
-            loss_G_gan = gan_loss(self.D_B(fake_b), True, self.gan_mode)
-            loss_F_gan = gan_loss(self.D_A(fake_a), True, self.gan_mode)
-            loss_cyc = reconstruction(rec_a, a, self.cycle) + reconstruction(rec_b, b, self.cycle)
-            loss = (loss_G_gan + loss_F_gan + self.lambda_cyc * loss_cyc
-                    + self.lambda_idt * self.lambda_cyc * loss_idt)
-            loss.backward()
-        self.opt_G.step()
+            with self.precision.autocast():
+                # G(b) ~ b and F(a) ~ a: keeps colours when the input is already in the target domain
+                if self.lambda_idt > 0:
+                    fake_b, idt_b = pair_pass(self.G, a, b)    # G(a): A -> B, and G(b) for the identity term
+                    fake_a, idt_a = pair_pass(self.F, b, a)    # F(b): B -> A, and F(a)
+                    loss_idt = reconstruction(idt_b, b, self.cycle) + reconstruction(idt_a, a, self.cycle)
+                else:
+                    fake_b, fake_a = self.G(a), self.F(b)
+                    loss_idt = torch.zeros((), device=self.device)
+                rec_a, rec_b = self.F(fake_b), self.G(fake_a)  # F(G(a)) ~ a, G(F(b)) ~ b
+                loss_G_gan = gan_loss(self.D_B(fake_b).float(), True, self.gan_mode)
+                loss_F_gan = gan_loss(self.D_A(fake_a).float(), True, self.gan_mode)
+                loss_cyc = reconstruction(rec_a, a, self.cycle) + reconstruction(rec_b, b, self.cycle)
+                loss = (loss_G_gan + loss_F_gan + self.lambda_cyc * loss_cyc
+                        + self.lambda_idt * self.lambda_cyc * loss_idt)
+            self.precision.backward(loss)                      # loss.backward(); with fp16 scaled first
+        self.precision.step(self.opt_G)                        # self.opt_G.step(); with fp16 unscaled first
         # --- discriminators: real vs a fake from the history pool; loss halved
         self.opt_D.zero_grad(set_to_none=True)
-        old_b, old_a = self.pool_B.query(fake_b), self.pool_A.query(fake_a)
-        real_b, fake_b_score = pair_pass(self.D_B, b, old_b)
-        real_a, fake_a_score = pair_pass(self.D_A, a, old_a)
+        old_b, old_a = self.pool_B.query(fake_b.float()), self.pool_A.query(fake_a.float())
+        with self.precision.autocast():
+            real_b, fake_b_score = (s.float() for s in pair_pass(self.D_B, b, old_b))
+            real_a, fake_a_score = (s.float() for s in pair_pass(self.D_A, a, old_a))
         loss_D_B = 0.5 * (gan_loss(real_b, True, self.gan_mode) + gan_loss(fake_b_score, False, self.gan_mode))
         loss_D_A = 0.5 * (gan_loss(real_a, True, self.gan_mode) + gan_loss(fake_a_score, False, self.gan_mode))
-        (loss_D_A + loss_D_B).backward()
-        self.opt_D.step()
+        self.precision.backward(loss_D_A + loss_D_B)
+        self.precision.step(self.opt_D)
+        self.precision.update()                                # once per step, after both optimisers
         self.sched_G.step()
         self.sched_D.step()
         return as_floats({"G": loss_G_gan, "F": loss_F_gan, "D_A": loss_D_A, "D_B": loss_D_B,

@@ -20,7 +20,7 @@ curves of the chapter: ``D``, ``G_GAN``, ``G_L1`` (the reconstruction term, what
 """
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator, Mapping
 
 import torch
@@ -28,6 +28,7 @@ from torch import nn
 
 from i2icourse import inference, io, losses
 from i2icourse.losses import gan_loss
+from i2icourse.precision import Precision, policy
 from i2icourse.recipes.schedule import linear_decay_scheduler
 
 
@@ -45,9 +46,10 @@ def reconstruction_kind(kind: str) -> str:
 def reconstruction(pred: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:
     """The pixel term on [-1, 1] images: ``l1``, ``l2`` or ``mix`` (0.5 L1 + 0.5 L2, Group 32's convex mix).
 
-    The losses of :mod:`i2icourse.losses`, measured in the tanh range as the official code does.
+    The losses of :mod:`i2icourse.losses`, measured in the tanh range as the official code does, in
+    float32 also for the 16-bit outputs of mixed precision (:mod:`i2icourse.precision`).
     """
-    return losses.get_loss(reconstruction_kind(kind), value_range=(-1.0, 1.0))(pred, target)
+    return losses.get_loss(reconstruction_kind(kind), value_range=(-1.0, 1.0))(pred.float(), target.float())
 
 
 def adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
@@ -93,28 +95,28 @@ class Pix2Pix:
     """A generator, a discriminator, their Adam optimisers and the objective's settings.
 
     ``lambda_rec``: weight of the reconstruction term (100); ``rec``: ``l1``/``l2``/``mix``;
-    ``gan_mode``: ``vanilla`` (BCE, the paper) or ``lsgan``; ``autocast``: a dtype (e.g.
-    ``torch.bfloat16``) to run forward passes under ``torch.autocast``; ``extra_loss``: an optional
+    ``gan_mode``: ``vanilla`` (BCE, the paper) or ``lsgan``; ``extra_loss``: an optional
     extra generator term ``extra_loss(G(x), y)`` on [0, 1] images, added as ``extra_weight * term`` and
-    logged unweighted as ``extra_name`` (chapter 5's KL term); ``channels_last``: keep
-    activations in NHWC memory order (faster convolutions on many CPUs and GPUs); ``steps``: the
-    length of training, for the paper's schedule (constant learning rate for the first
-    ``decay_from`` of the steps, then linear decay to 0).
+    logged unweighted as ``extra_name`` (chapter 5's KL term); ``precision``: how the step computes,
+    a :class:`~i2icourse.precision.Precision` or its name (default: the device's,
+    :func:`i2icourse.precision.policy`: mixed precision and channels-last on CUDA, float32 elsewhere);
+    ``steps``: the length of training, for the paper's schedule (constant learning rate for the
+    first ``decay_from`` of the steps, then linear decay to 0).
     """
 
     def __init__(self, G: nn.Module, D: nn.Module, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999),
                  lambda_rec: float = 100.0, rec: str = "l1", gan_mode: str = "vanilla",
-                 device: torch.device | str = "cpu", autocast: torch.dtype | None = None,
-                 channels_last: bool = False, steps: int | None = None, decay_from: float = 0.5,
+                 device: torch.device | str = "cpu", precision: Precision | str | None = None,
+                 steps: int | None = None, decay_from: float = 0.5,
                  extra_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                  extra_weight: float = 1.0, extra_name: str = "G_extra"):
         self.device = torch.device(device)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.G = G.to(self.device, memory_format=self.memory_format)
-        self.D = D.to(self.device, memory_format=self.memory_format)
+        self.precision = policy(self.device, precision)
+        self.G = self.precision.to_model(G)
+        self.D = self.precision.to_model(D)
         self.opt_G = adam(self.G.parameters(), lr, betas)
         self.opt_D = adam(self.D.parameters(), lr, betas)
-        self.lambda_rec, self.rec, self.gan_mode, self.autocast = lambda_rec, rec, gan_mode, autocast
+        self.lambda_rec, self.rec, self.gan_mode = lambda_rec, rec, gan_mode
         self.extra_loss, self.extra_weight, self.extra_name = extra_loss, extra_weight, extra_name
         # The paper's schedule: constant learning rate, then linear decay to 0 over the last half
         # (100 + 100 epochs). ``steps=None`` keeps it constant.
@@ -123,59 +125,55 @@ class Pix2Pix:
         reconstruction_kind(rec)  # fail early on a bad name
 
     def objects(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
-        """Everything a checkpoint must hold (for ``train.fit(objects=...)``)."""
+        """Everything a checkpoint must hold (for ``train.fit(objects=...)``); with fp16 the gradient scaler too."""
         return {"G": self.G, "D": self.D, "opt_G": self.opt_G, "opt_D": self.opt_D,
-                "sched_G": self.sched_G, "sched_D": self.sched_D}
-
-    def _ctx(self):
-        if self.autocast is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast)
+                "sched_G": self.sched_G, "sched_D": self.sched_D, **self.precision.objects()}
 
     def _to(self, x: torch.Tensor) -> torch.Tensor:
-        return io.to_signed(x.to(self.device)).contiguous(memory_format=self.memory_format)
+        return io.to_signed(self.precision.to_input(x))
 
     def step(self, batch: Mapping[str, torch.Tensor], step: int = 0) -> dict[str, float]:
         """One D update and one G update on ``batch['A']`` (input) and ``batch['B']`` (target), in [0, 1]."""
         self.G.train()
         self.D.train()
         x, y = self._to(batch["A"]), self._to(batch["B"])
-        with self._ctx():
-            fake = self.G(x)                                   # G(x): (N, C_B, H, W) in [-1, 1]
+        # The networks run under autocast (mixed precision on a GPU), the losses in float32 outside it.
+        with self.precision.autocast():
+            fake = self.G(x).float()                           # G(x): (N, C_B, H, W) in [-1, 1]
         # --- D: maximise log D(x, y) + log(1 - D(x, G(x))); G(x) is detached, G gets no gradient here
         self.opt_D.zero_grad(set_to_none=True)
-        with self._ctx():
-            d_real = self.D(x, y)
-            d_fake = self.D(x, fake.detach())
-            loss_D = 0.5 * (gan_loss(d_real.float(), True, self.gan_mode)
-                            + gan_loss(d_fake.float(), False, self.gan_mode))
-        loss_D.backward()
-        self.opt_D.step()
+        with self.precision.autocast():
+            d_real = self.D(x, y).float()
+            d_fake = self.D(x, fake.detach()).float()
+        loss_D = 0.5 * (gan_loss(d_real, True, self.gan_mode) + gan_loss(d_fake, False, self.gan_mode))
+        self.precision.backward(loss_D)                        # loss_D.backward(); with fp16 scaled first
+        self.precision.step(self.opt_D)                        # self.opt_D.step(); with fp16 unscaled first
         # --- G: fool D (non-saturating: maximise log D(x, G(x))) and stay close to y. D is frozen:
         # the gradient flows through D to G, but D's own weight gradients are not computed.
         self.opt_G.zero_grad(set_to_none=True)
         with frozen(self.D):
-            with self._ctx():  # backward outside autocast, as torch recommends
-                d_fake_G = self.D(x, fake)
-                loss_gan = gan_loss(d_fake_G.float(), True, self.gan_mode)
-                loss_rec = reconstruction(fake.float(), y.float(), self.rec)
-                loss_G = loss_gan + self.lambda_rec * loss_rec
-                extra = {}
-                if self.extra_loss is not None:  # an optional extra term on [0, 1] images, e.g. beta * KL
-                    extra[self.extra_name] = self.extra_loss(io.from_signed(fake.float()), io.from_signed(y.float()))
-                    loss_G = loss_G + self.extra_weight * extra[self.extra_name]
-            loss_G.backward()
-        self.opt_G.step()
+            with self.precision.autocast():
+                d_fake_G = self.D(x, fake).float()
+            loss_gan = gan_loss(d_fake_G, True, self.gan_mode)
+            loss_rec = reconstruction(fake, y, self.rec)
+            loss_G = loss_gan + self.lambda_rec * loss_rec
+            extra = {}
+            if self.extra_loss is not None:  # an optional extra term on [0, 1] images, e.g. beta * KL
+                extra[self.extra_name] = self.extra_loss(io.from_signed(fake), io.from_signed(y))
+                loss_G = loss_G + self.extra_weight * extra[self.extra_name]
+            self.precision.backward(loss_G)
+        self.precision.step(self.opt_G)
+        self.precision.update()                                # once per step, after both optimisers
         self.sched_G.step()
         self.sched_D.step()
         return as_floats({"D": loss_D, "G_GAN": loss_gan, "G_L1": loss_rec, "G": loss_G,
-                          "D_real": torch.sigmoid(d_real.detach().float()).mean(),
-                          "D_fake": torch.sigmoid(d_fake_G.detach().float()).mean(), **extra})
+                          "D_real": torch.sigmoid(d_real.detach()).mean(),
+                          "D_fake": torch.sigmoid(d_fake_G.detach()).mean(), **extra})
 
     def translate(self, a: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
         """G(a) in [0, 1] for a (C,H,W) or (N,C,H,W) input in [0, 1], in eval mode (no dropout, running BN stats)."""
         def run(ab: torch.Tensor) -> torch.Tensor:
-            with self._ctx():
+            with self.precision.autocast():
                 return io.from_signed(self.G(self._to(ab)).float())
         out = inference.predict(self.G, a if a.dim() == 4 else a.unsqueeze(0), batch_size, fn=run)
         return out if a.dim() == 4 else out[0]

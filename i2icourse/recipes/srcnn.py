@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from i2icourse.losses import LossFn
+from i2icourse.precision import Precision, policy
 
 
 class SuperResolution:
@@ -20,12 +21,15 @@ class SuperResolution:
 
     ``lr_drop_at``: divide the learning rate by 10 from this step on (None: never). ``seconds`` adds up
     the wall-clock time spent in :meth:`step`; it starts at 0 in every session, a resumed run included.
+    ``precision``: how the step computes (default: the device's, :func:`i2icourse.precision.policy`:
+    mixed precision on CUDA, float32 elsewhere).
     """
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, lr: float = 1e-3, lr_drop_at: int | None = None,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", precision: Precision | str | None = None):
         self.device = torch.device(device)
-        self.model = model.to(self.device)
+        self.precision = policy(self.device, precision)
+        self.model = self.precision.to_model(model)
         self.loss_fn = loss_fn
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
         milestones = [] if lr_drop_at is None else [lr_drop_at]
@@ -33,18 +37,21 @@ class SuperResolution:
         self.seconds = 0.0
 
     def objects(self) -> dict[str, nn.Module | torch.optim.Optimizer | torch.optim.lr_scheduler.LRScheduler]:
-        """Everything a checkpoint must hold (for ``train.fit(objects=...)``)."""
-        return {"net": self.model, "opt": self.opt, "sched": self.sched}
+        """Everything a checkpoint must hold (for ``train.fit(objects=...)``); with fp16 the gradient scaler too."""
+        return {"net": self.model, "opt": self.opt, "sched": self.sched, **self.precision.objects()}
 
     def step(self, batch: tuple[torch.Tensor, torch.Tensor], step: int = 0) -> dict[str, float]:
         """One Adam step on a batch of (bicubic input, HR target) Y patches, each (N, 1, H, W)."""
         start = time.perf_counter()
         self.model.train()
-        x, y = (t.to(self.device) for t in batch)
-        loss = self.loss_fn(self.model(x), y)
+        x, y = (self.precision.to_input(t) for t in batch)
+        with self.precision.autocast():                    # mixed precision on a GPU
+            pred = self.model(x).float()
+        loss = self.loss_fn(pred, y)                       # in float32
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        self.precision.backward(loss)                      # loss.backward(); with fp16 scaled first
+        self.precision.step(self.opt)                      # self.opt.step(); with fp16 unscaled first
+        self.precision.update()
         self.sched.step()
         self.seconds += time.perf_counter() - start
         return {"loss": loss.item(), "seconds": self.seconds}

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from i2icourse.inference import predict
+from i2icourse.precision import Precision, policy
 from i2icourse.tiling import tiled_apply
 
 #: Table I of the paper: model -> (type, #param, epochs, train MAE, valid MAE).
@@ -38,40 +39,48 @@ PAPER_TABLE_I: dict[str, tuple[str, int, int, float, float]] = {
 class MapRegressor:
     """A map predictor trained on the mean absolute error, as in the paper (chapter 1 shows :meth:`step`).
 
-    ``halve_every``: halve the learning rate every this many steps (0: never).
+    ``halve_every``: halve the learning rate every this many steps (0: never). ``precision``: how the
+    step computes (default: the device's, :func:`i2icourse.precision.policy`: mixed precision on
+    CUDA, float32 elsewhere).
     """
 
     def __init__(self, model: nn.Module, lr: float = 1e-3, halve_every: int = 0,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", precision: Precision | str | None = None):
         self.device = torch.device(device)
-        self.model = model.to(self.device)
+        self.precision = policy(self.device, precision)
+        self.model = self.precision.to_model(model)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=max(halve_every, 1),
                                                      gamma=0.5 if halve_every else 1.0)
 
     def objects(self) -> dict:
-        """Everything a checkpoint must hold (for ``train.fit(objects=...)``)."""
-        return {"model": self.model, "opt": self.opt, "sched": self.sched}
+        """Everything a checkpoint must hold (for ``train.fit(objects=...)``); with fp16 the gradient scaler too."""
+        return {"model": self.model, "opt": self.opt, "sched": self.sched, **self.precision.objects()}
 
     def step(self, batch: Mapping[str, torch.Tensor], step: int = 0) -> dict[str, float]:
         """One Adam step on the MAE between predicted and true maps of ``batch['A']`` / ``batch['B']``."""
         self.model.train()
-        x, y = batch["A"].to(self.device), batch["B"].to(self.device)
-        loss = (self.model(x) - y).abs().mean()
+        x, y = self.precision.to_input(batch["A"]), self.precision.to_input(batch["B"])
+        with self.precision.autocast():              # mixed precision on a GPU
+            pred = self.model(x).float()
+        loss = (pred - y).abs().mean()               # in float32
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        self.precision.backward(loss)                # loss.backward(); with fp16 scaled first
+        self.precision.step(self.opt)                # self.opt.step(); with fp16 unscaled first
+        self.precision.update()
         self.sched.step()
         return {"mae": loss.item()}
 
 
 def map_gan(generator: nn.Module, n_layers: int = 3, ndf: int = 64, lambda_l1: float = 100.0, lr: float = 2e-4,
-            device: torch.device | str = "cpu"):
+            device: torch.device | str = "cpu", precision: Precision | str | None = None):
     """The cGAN of the paper's last row: pix2pix's step on ``generator.G`` (a :class:`MapGenerator`) and a
-    PatchGAN judging (image, map) pairs (3 + 1 channels): L = L_cGAN + lambda * L1."""
+    PatchGAN judging (image, map) pairs (3 + 1 channels): L = L_cGAN + lambda * L1. ``precision`` as
+    in :class:`MapRegressor`."""
     from i2icourse.models.patchgan import PatchDiscriminator
     from i2icourse.recipes.pix2pix import Pix2Pix
-    return Pix2Pix(generator.G, PatchDiscriminator(4, ndf, n_layers), lr=lr, lambda_rec=lambda_l1, device=device)
+    return Pix2Pix(generator.G, PatchDiscriminator(4, ndf, n_layers), lr=lr, lambda_rec=lambda_l1, device=device,
+                   precision=precision)
 
 
 def predict_tiled(model: nn.Module, images: torch.Tensor, tile: int, overlap: int | None = None,
