@@ -6,8 +6,26 @@ flip -- or the target no longer matches the input pixel for pixel. :class:`Align
 with torchvision's transforms v2: one call on two ``tv_tensors.Image`` draws its random parameters
 once and applies them to both.
 
-Sources: a folder of A|B files, a folder with ``A/`` and ``B/`` subfolders of equally named files,
-or pairs in memory. Offline paired tasks built from real photos (for the cpu/smoke profiles):
+Sources: a folder, or pairs in memory. A folder holds one of the two layouts of the reference
+pytorch-CycleGAN-and-pix2pix code, one folder per split:
+
+* A|B files, A on the left half and B on the right (facades, maps, edges2shoes)::
+
+      facades/train/1.jpg  2.jpg ...        facades/test/1.jpg ...
+
+* two subfolders ``A/`` and ``B/`` of equally named files, the input and its target::
+
+      my_sketches/train/A/0001.png  0002.png ...
+      my_sketches/train/B/0001.png  0002.png ...
+
+  ``AlignedDataset("my_sketches/train", 256, load_size=286)`` trains on them. Files are matched by
+  name; a name on one side only is an error.
+
+A folder is read lazily: :class:`LazyPairs` lists the files (cheap, and the A/B names are checked
+then) and decodes a pair only when it is indexed, so a dataset larger than memory still trains, in
+DataLoader workers too. :func:`read_pairs` reads a whole folder into memory at once, for small sets.
+
+Offline paired tasks built from real photos (for the cpu/smoke profiles):
 
 * :func:`colourisation_pair` -- grey (BT.601 luma) -> colour;
 * :func:`edges_pair` -- Canny edges (black on white, like edges2shoes) -> photo;
@@ -18,8 +36,9 @@ Items are ``{'A': (C_A,H,W), 'B': (C_B,H,W)}`` float tensors in [0, 1]. This mod
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 from torch.utils.data import Dataset
@@ -67,25 +86,80 @@ def write_pairs(pairs: Sequence[Pair], folder: str | Path, layout: str = "side_b
     return folder
 
 
+class LazyImages(Sequence):
+    """Image files that are decoded (with :func:`i2icourse.io.load_image`) only when indexed.
+
+    ``images[i]`` reads file ``i`` as a (C,H,W) tensor, every time: nothing is cached, so memory
+    holds the file list only. Iterating reads the files one by one. It keeps paths, not open files,
+    so it pickles, and DataLoader workers can read it.
+    """
+
+    def __init__(self, files: Sequence[str | Path], mode: image_io.Mode = "rgb"):
+        self.files, self.mode = [Path(f) for f in files], mode
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return image_io.load_image(self.files[i], self.mode)
+
+    def __repr__(self) -> str:
+        where = f" in {self.files[0].parent}" if self.files else ""
+        return f"LazyImages({len(self)} files{where}, mode={self.mode!r})"
+
+
+class LazyPairs(Sequence):
+    """The (A, B) pairs of a folder (A|B files, or ``A/`` and ``B/`` subfolders), decoded when indexed.
+
+    Construction only lists the files -- and checks that ``A/`` and ``B/`` hold the same names; each
+    ``pairs[i]`` reads its file(s) and returns the same tensors as ``read_pairs(folder)[i]``. The
+    files: ``.side_by_side`` (:class:`LazyImages` of the A|B files) or ``.A`` and ``.B`` (the subfolders').
+    """
+
+    def __init__(self, folder: str | Path, mode_a: image_io.Mode = "rgb", mode_b: image_io.Mode = "rgb"):
+        folder = Path(folder)
+        self.mode_a, self.mode_b = mode_a, mode_b
+        if (folder / "A").is_dir() and (folder / "B").is_dir():
+            a_files = {p.name: p for p in image_io.list_images(folder / "A")}
+            b_files = {p.name: p for p in image_io.list_images(folder / "B")}
+            if set(a_files) != set(b_files):
+                odd = sorted(set(a_files) ^ set(b_files))[:5]
+                raise ValueError(f"{folder}: A/ and B/ hold different file names, e.g. {odd}")
+            names = sorted(a_files)
+            self.side_by_side: LazyImages | None = None
+            self.A = LazyImages([a_files[n] for n in names], mode_a)
+            self.B = LazyImages([b_files[n] for n in names], mode_b)
+            return
+        self.side_by_side, self.A, self.B = LazyImages(image_io.list_images(folder), "rgb"), None, None
+
+    def __len__(self) -> int:
+        return len(self.side_by_side if self.side_by_side is not None else self.A)
+
+    def __getitem__(self, i: int) -> Pair:
+        if self.side_by_side is None:
+            a, b = self.A[i], self.B[i]
+            check_aligned(a, b, f"{self.A.files[i]} and {self.B.files[i]}")
+            return a, b
+        try:
+            a, b = split_side_by_side(self.side_by_side[i])
+        except ValueError as e:
+            raise ValueError(f"{self.side_by_side.files[i]}: {e}") from None
+        return _mode(a, self.mode_a), _mode(b, self.mode_b)
+
+
 def read_pairs(folder: str | Path, mode_a: str = "rgb", mode_b: str = "rgb") -> list[Pair]:
-    """The pairs of ``folder``: ``A/`` and ``B/`` subfolders (matched by file name) if present, else A|B files."""
-    folder = Path(folder)
-    if (folder / "A").is_dir() and (folder / "B").is_dir():
-        a_files = {p.name: p for p in image_io.list_images(folder / "A")}
-        b_files = {p.name: p for p in image_io.list_images(folder / "B")}
-        if set(a_files) != set(b_files):
-            odd = sorted(set(a_files) ^ set(b_files))[:5]
-            raise ValueError(f"{folder}: A/ and B/ hold different file names, e.g. {odd}")
-        return [(image_io.load_image(a_files[n], mode_a), image_io.load_image(b_files[n], mode_b))
-                for n in sorted(a_files)]
-    files = image_io.list_images(folder)
-    if not files:
-        raise FileNotFoundError(f"{folder}: no A|B images and no A/ and B/ subfolders")
-    pairs = []
-    for f in files:
-        a, b = split_side_by_side(image_io.load_image(f, "rgb"))
-        pairs.append((_mode(a, mode_a), _mode(b, mode_b)))
-    return pairs
+    """The pairs of ``folder``: ``A/`` and ``B/`` subfolders (matched by file name) if present, else A|B files.
+
+    All of them, decoded now: for a small set to inspect or rearrange in memory. :class:`LazyPairs`
+    reads the same pairs one at a time.
+    """
+    return list(LazyPairs(folder, mode_a, mode_b))
+
+
+def check_aligned(a: torch.Tensor, b: torch.Tensor, name: str) -> None:
+    """Raise ``ValueError`` unless A and B have the same height and width (a pair must line up)."""
+    if a.shape[-2:] != b.shape[-2:]:
+        raise ValueError(f"{name}: A is {tuple(a.shape)}, B is {tuple(b.shape)}: not aligned")
 
 
 def _mode(x: torch.Tensor, mode: str) -> torch.Tensor:
@@ -116,9 +190,9 @@ def crop_transform(size: int, load_size: int | None = None, flip: bool = True, t
 class AlignedDataset(Dataset):
     """Paired images ``{'A': input, 'B': target}`` with the same random crop/flip applied to both.
 
-    ``source``: a folder (A|B files, or ``A/`` and ``B/``) or a list of (A, B) tensors. ``size``:
-    crop side; ``load_size``: resize before cropping (pix2pix: 286 -> crop 256); ``train=False``:
-    a deterministic centre crop, no flip. ``repeat`` lists each pair several times per epoch (many
+    ``source``: a folder (A|B files, or ``A/`` and ``B/``), read lazily as :class:`LazyPairs`, or a
+    list of (A, B) tensors. ``size``: crop side; ``load_size``: resize before cropping (pix2pix: 286
+    -> crop 256); ``train=False``: a deterministic centre crop, no flip. ``repeat`` lists each pair several times per epoch (many
     random crops from few large photos). ``transform``: a callable ``(A, B) -> (A, B)`` that replaces
     the crop/flip above (e.g. chapter 5's :class:`i2icourse.data.augment.JointAugment`).
     """
@@ -126,12 +200,14 @@ class AlignedDataset(Dataset):
     def __init__(self, source: str | Path | Sequence[Pair], size: int, load_size: int | None = None,
                  flip: bool = True, train: bool = True, repeat: int = 1, mode_a: str = "rgb", mode_b: str = "rgb",
                  transform: Callable[[torch.Tensor, torch.Tensor], Pair] | None = None):
-        self.pairs = read_pairs(source, mode_a, mode_b) if isinstance(source, (str, Path)) else list(source)
+        if isinstance(source, (str, Path)):
+            self.pairs: Sequence[Pair] = LazyPairs(source, mode_a, mode_b)   # checked as each pair is read
+        else:
+            self.pairs = list(source)
+            for i, (a, b) in enumerate(self.pairs):
+                check_aligned(a, b, f"pair {i}")
         if not self.pairs:
             raise ValueError("AlignedDataset: no pairs")
-        for i, (a, b) in enumerate(self.pairs):
-            if a.shape[-2:] != b.shape[-2:]:
-                raise ValueError(f"pair {i}: A is {tuple(a.shape)}, B is {tuple(b.shape)}: not aligned")
         self.size, self.repeat, self.train, self.pair_transform = size, repeat, train, transform
         self.transform = crop_transform(size, load_size, flip, train)
 

@@ -1,10 +1,22 @@
 """Unaligned (unpaired) datasets for CycleGAN, and an offline unpaired task with a hidden ground truth.
 
 CycleGAN's public datasets (horse2zebra, maps, facades, ...) are folders ``trainA/ trainB/ testA/
-testB/`` of images with no correspondence. :class:`UnalignedDataset` returns ``{'A': a, 'B': b}``
-where ``a`` walks through domain A and ``b`` is drawn from domain B *independently* -- by a
-generator seeded with ``(seed, index)``, so the draw is reproducible and does not depend on the order
-in which items are read. Each image gets its own random crop and flip.
+testB/`` of images with no correspondence, the layout of the reference pytorch-CycleGAN-and-pix2pix
+code. A folder of your own works the same way; the names need not match, nor the counts::
+
+    my_paintings/trainA/0001.jpg  0002.jpg ...      (photos)
+    my_paintings/trainB/monet_01.png ...            (paintings)
+    my_paintings/testA/ ...   my_paintings/testB/ ...
+
+``UnalignedDataset("my_paintings", 256, load_size=286)`` trains on ``trainA/`` and ``trainB/``;
+``phase="test"`` reads ``testA/`` and ``testB/``. A folder is read lazily: its ``.A`` and ``.B`` are
+:class:`~i2icourse.data.paired.LazyImages`, file lists that decode an image only when it is indexed,
+so a dataset larger than memory still trains. :func:`read_unaligned` reads both domains into memory.
+
+:class:`UnalignedDataset` returns ``{'A': a, 'B': b}`` where ``a`` walks through domain A and ``b``
+is drawn from domain B *independently* -- by a generator seeded with ``(seed, index)``, so the draw
+is reproducible and does not depend on the order in which items are read. Each image gets its own
+random crop and flip.
 
 The offline task (:func:`hidden_truth_task`): domain A is real photos; domain B is *other* real
 photos passed through a known transform T. Training never sees a pair, but since T is known, the
@@ -27,7 +39,7 @@ from torch.utils.data import Dataset
 
 from i2icourse import distortions
 from i2icourse import io as image_io
-from i2icourse.data.paired import crop_transform
+from i2icourse.data.paired import LazyImages, crop_transform
 
 #: The dusk grade's exponents per channel (R, G, B): < 1 brightens, > 1 darkens.
 DUSK_GAMMA = (0.7, 1.0, 1.6)
@@ -71,22 +83,30 @@ def hidden_truth_task(photos: Sequence[torch.Tensor], transform: str = "dusk", t
             "testA": held, "testB": [T(p) for p in held]}
 
 
-def read_unaligned(root: str | Path, phase: str = "train", mode: str = "rgb") -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """The images of ``root/{phase}A`` and ``root/{phase}B`` (CycleGAN's layout), as two lists."""
+def unaligned_files(root: str | Path, phase: str = "train", mode: image_io.Mode = "rgb"
+                    ) -> tuple[LazyImages, LazyImages]:
+    """The images of ``root/{phase}A`` and ``root/{phase}B`` (CycleGAN's layout), listed, not yet decoded."""
     root = Path(root)
     out = []
     for side in "AB":
         folder = root / f"{phase}{side}"
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: missing (expected {phase}A/ and {phase}B/ under {root})")
-        out.append([image_io.load_image(f, mode=mode) for f in image_io.list_images(folder)])
+        out.append(LazyImages(image_io.list_images(folder), mode))
     return out[0], out[1]
+
+
+def read_unaligned(root: str | Path, phase: str = "train", mode: str = "rgb") -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The images of ``root/{phase}A`` and ``root/{phase}B`` (CycleGAN's layout), as two lists, decoded now."""
+    a, b = unaligned_files(root, phase, mode)
+    return list(a), list(b)
 
 
 class UnalignedDataset(Dataset):
     """Unpaired items ``{'A': a, 'B': b}``: ``a`` = A[i mod |A|], ``b`` drawn at random from B, independently.
 
-    ``source``: a folder in CycleGAN's layout (read with ``phase``) or a pair of image lists.
+    ``source``: a folder in CycleGAN's layout (read with ``phase``, lazily: ``.A`` and ``.B`` are then
+    :class:`~i2icourse.data.paired.LazyImages`) or a pair of image lists.
     ``size``: crop side; ``load_size``: resize (shorter side) first (CycleGAN: 286 -> 256);
     ``train=False``: centre crops, and ``b`` = B[i mod |B|]. ``seed`` fixes the B draws: item ``i``
     is the same every time it is read. ``repeat`` lists A several times per epoch.
@@ -96,7 +116,7 @@ class UnalignedDataset(Dataset):
                  load_size: int | None = None, flip: bool = True, train: bool = True, repeat: int = 1,
                  seed: int = 0, phase: str = "train"):
         if isinstance(source, (str, Path)):
-            self.A, self.B = read_unaligned(source, phase)
+            self.A, self.B = unaligned_files(source, phase)
         else:
             self.A, self.B = list(source[0]), list(source[1])
         if not self.A or not self.B:

@@ -9,7 +9,8 @@ interpolation, and sharpens it. Its three layers have the paper's interpretation
 
 The "9-5-5" network with n1 = 64, n2 = 32 is the one Snell et al. (2017, Sec. 5) train with MSE, MAE
 and MS-SSIM losses; weights are drawn from N(0, 0.001^2) as in both papers. Unlike the original,
-which used 'valid' convolutions (a 33x33 input patch gave a 21x21 output), every layer here is
+which used 'valid' convolutions (a 33x33 input patch gave 33 - 9 - 5 - 5 + 3 = 17x17 out of the
+9-5-5 network, 21x21 out of the 9-1-5 one), every layer here is
 zero-padded so that the output has the input's size -- simpler to train, evaluate and compare.
 
 ``residual=True`` adds the input to the output (the network learns only the missing detail, as VDSR
