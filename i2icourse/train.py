@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import numbers
 import os
 import random
@@ -38,6 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from . import distributed
 from .inference import device_of
 
 
@@ -102,12 +104,18 @@ class ResumableSampler(Sampler[int]):
 
     Index ``i`` of the stream depends only on (seed, i), so a resumed run that starts the stream at
     ``start`` sees exactly the batches the uninterrupted run would have seen.
+
+    With ``world_size`` processes (:mod:`i2icourse.distributed`) every process draws the same
+    stream and process ``rank`` yields its items ``start + rank``, ``start + rank + world_size``, ...:
+    disjoint shares of every global batch.
     """
 
-    def __init__(self, length: int, seed: int = 0, shuffle: bool = True, start: int = 0):
+    def __init__(self, length: int, seed: int = 0, shuffle: bool = True, start: int = 0,
+                 rank: int = 0, world_size: int = 1):
         if length <= 0:
             raise ValueError("ResumableSampler: the dataset is empty")
         self.length, self.seed, self.shuffle, self.start = length, seed, shuffle, start
+        self.rank, self.world_size = rank, world_size
 
     def _order(self, epoch: int) -> list[int]:
         if not self.shuffle:
@@ -115,25 +123,32 @@ class ResumableSampler(Sampler[int]):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(self.length, generator=g).tolist()
 
-    def __iter__(self) -> Iterator[int]:
+    def _stream(self) -> Iterator[int]:
         epoch, pos = divmod(self.start, self.length)
         while True:
             order = self._order(epoch)
             yield from order[pos:]
             epoch, pos = epoch + 1, 0
 
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(self._stream(), self.rank, None, self.world_size)
+
 
 def batches(dataset: Dataset, batch_size: int, seed: int = 0, start_step: int = 0, shuffle: bool = True,
-            num_workers: int = 0, drop_last: bool = True, **loader_kwargs: Any) -> Iterator[Any]:
+            num_workers: int = 0, drop_last: bool = True, rank: int = 0, world_size: int = 1,
+            **loader_kwargs: Any) -> Iterator[Any]:
     """Endless batches of ``dataset`` in a reproducible order, starting at batch ``start_step``.
 
     With ``num_workers=0`` a resumed run is bit-identical (random augmentations draw from the
-    restored global RNG). Worker processes keep the batch order but reseed augmentations.
+    restored global RNG). Worker processes keep the batch order but reseed augmentations. With
+    ``world_size`` processes, process ``rank`` gets its ``batch_size`` items of each global batch
+    of ``world_size * batch_size`` (:class:`ResumableSampler`).
     """
     n = len(dataset)  # type: ignore[arg-type]
     if drop_last and n < batch_size:
         raise ValueError(f"dataset has {n} items, fewer than one batch of {batch_size}")
-    sampler = ResumableSampler(n, seed=seed, shuffle=shuffle, start=start_step * batch_size)
+    sampler = ResumableSampler(n, seed=seed, shuffle=shuffle, start=start_step * batch_size * world_size,
+                               rank=rank, world_size=world_size)
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                         drop_last=drop_last, **loader_kwargs)
     return iter(loader)
@@ -586,7 +601,16 @@ def fit(step_fn: StepFn, dataset: Dataset, *, steps: int, batch_size: int,
     timing a few of its first steps, about how long the rest will take on this device (also
     with ``progress=False``). Batches are copied to pinned memory when CUDA is available, unless
     ``pin_memory`` is given.
+
+    Under ``torchrun`` (:mod:`i2icourse.distributed`), ``batch_size`` is each process's share of
+    a global batch of ``world_size * batch_size``; the logged numbers are averaged over the
+    processes; only rank 0 writes checkpoints and shows progress, and every process resumes from
+    its checkpoint. Models wrapped in DDP are saved unwrapped, loadable without ``torchrun``.
     """
+    objects = distributed.unwrapped(objects)  # checkpoints without DDP's "module." prefix
+    rank, world_size = distributed.rank_and_world_size()
+    progress = progress and rank == 0
+    announce = announce and rank == 0
     history = History()
     start = 0
     state = None
@@ -599,7 +623,8 @@ def fit(step_fn: StepFn, dataset: Dataset, *, steps: int, batch_size: int,
                 print(f"loaded {checkpoint} (trained {start} steps)")
             return history
     loader_kwargs.setdefault("pin_memory", torch.cuda.is_available())  # lets a batch copy to the GPU asynchronously
-    stream = batches(dataset, batch_size, seed=seed, start_step=start, num_workers=num_workers, **loader_kwargs)
+    stream = batches(dataset, batch_size, seed=seed, start_step=start, num_workers=num_workers,
+                     rank=rank, world_size=world_size, **loader_kwargs)
     if state is not None:
         _set_rng_state(state["rng"])  # after the loader drew its base seed, so the resumed run matches
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=desc, disable=not progress,
@@ -610,13 +635,16 @@ def fit(step_fn: StepFn, dataset: Dataset, *, steps: int, batch_size: int,
     for step in bar:
         values = step_fn(next(stream), step)
         if log_every and (step + 1) % log_every == 0:
+            values = distributed.mean_over_processes(values)
             history.log(step + 1, values)
             bar.set_postfix({k: f"{float(v):.4g}" for k, v in list(values.items())[:4]}, refresh=False)
         done = step + 1
         if eval_fn is not None and (eval_every and done % eval_every == 0 or done == steps):
             history.log(done, _without_touching_rng(eval_fn, done))
         if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
-            save_checkpoint(checkpoint, done, objects, history, extra={"record": record})
+            if rank == 0:
+                save_checkpoint(checkpoint, done, objects, history, extra={"record": record})
+            distributed.barrier()  # no process runs ahead of the checkpoint being written
         if estimate is not None:
             estimate.after_step(done)
     bar.close()

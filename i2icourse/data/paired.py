@@ -140,8 +140,9 @@ class LazyPairs(Sequence):
             a, b = self.A[i], self.B[i]
             check_aligned(a, b, f"{self.A.files[i]} and {self.B.files[i]}")
             return a, b
+        ab = self.side_by_side[i]
         try:
-            a, b = split_side_by_side(self.side_by_side[i])
+            a, b = split_side_by_side(ab)
         except ValueError as e:
             raise ValueError(f"{self.side_by_side.files[i]}: {e}") from None
         return _mode(a, self.mode_a), _mode(b, self.mode_b)

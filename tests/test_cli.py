@@ -1,0 +1,160 @@
+"""The command line (``python -m i2icourse``): train each experiment on tiny folders, resume, apply.
+
+Everything runs in-process through ``cli.main`` at the smoke profile's sizes, except one ``--help``
+in a subprocess, which proves that ``python -m i2icourse`` is wired up.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from i2icourse import cli, io, train
+from i2icourse.data.paired import write_pairs
+from i2icourse.models.unet import UNetGenerator
+
+SMOKE = ["--profile", "smoke", "--device", "cpu"]
+
+
+@pytest.fixture(autouse=True)
+def checkpoints(tmp_path, monkeypatch) -> Path:
+    """Default checkpoints go into the test's own folder."""
+    monkeypatch.setenv("I2I_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    return tmp_path / "checkpoints"
+
+
+def random_images(n: int, h: int, w: int, seed: int) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(3, h, w, generator=g) for _ in range(n)]
+
+
+def photo(path: Path, h: int = 50, w: int = 70) -> Path:
+    """A photo of another size than the training crops."""
+    return io.save_image(random_images(1, h, w, seed=9)[0], path)
+
+
+def apply(capsys, *args: str) -> str:
+    assert cli.main(["apply", *args, "--device", "cpu"]) == 0
+    return capsys.readouterr().out
+
+
+def test_help_lists_the_commands():
+    result = subprocess.run([sys.executable, "-m", "i2icourse", "--help"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "apply" in result.stdout and "train" in result.stdout
+
+
+def test_pix2pix_trains_resumes_and_applies_at_any_size(tmp_path, checkpoints, capsys):
+    data = tmp_path / "pairs"
+    write_pairs(list(zip(random_images(4, 40, 40, 0), random_images(4, 40, 40, 1))), data / "train")
+    command = ["train", "pix2pix", "--data", str(data), *SMOKE]  # smoke: 32 px crops, evaluations every 2 steps
+    assert cli.main([*command, "--steps", "4"]) == 0
+    checkpoint = checkpoints / "smoke" / "cli" / "pix2pix_pairs.pt"
+    samples = checkpoint.with_name("pix2pix_pairs_samples")
+    assert sorted(p.name for p in samples.iterdir()) == ["step0000002.png", "step0000004.png"]
+    grid = io.load_image(samples / "step0000004.png")
+    assert grid.shape == (3, 2 * 32 + 3 * 2, 4 * 32 + 5 * 2)  # inputs above outputs, four of each
+
+    for old in samples.iterdir():
+        old.unlink()
+    assert cli.main([*command, "--steps", "8"]) == 0  # resumes at step 4: evaluates at 6 and 8 only
+    assert sorted(p.name for p in samples.iterdir()) == ["step0000006.png", "step0000008.png"]
+    state = train.load_checkpoint(checkpoint, {}, restore_rng=False)
+    assert state["step"] == 8
+    recorded = state["extra"]["record"]["settings"]
+    assert (recorded["experiment"], recorded["direction"], recorded["size"]) == ("pix2pix", "AtoB", 32)
+    assert recorded["model"] == {"in_channels": 3, "out_channels": 3, "depth": 5, "ngf": 4}
+    capsys.readouterr()
+
+    out = apply(capsys, str(checkpoint), str(photo(tmp_path / "phone.jpg")), "--out", str(tmp_path / "out"))
+    assert "phone_out.png" in out and "70x50 -> 70x50" in out
+    assert io.load_image(tmp_path / "out" / "phone_out.png").shape == (3, 50, 70)
+
+
+def test_cyclegan_trains_on_unpaired_folders_and_applies_both_generators(tmp_path, capsys):
+    data = tmp_path / "h2z"
+    for side, seed in (("trainA", 2), ("trainB", 3)):
+        for i, x in enumerate(random_images(3, 40, 44, seed)):
+            io.save_image(x, data / side / f"{i}.png")
+    checkpoint = tmp_path / "cyclegan.pt"
+    assert cli.main(["train", "cyclegan", "--data", str(data), *SMOKE, "--steps", "2",
+                     "--checkpoint", str(checkpoint), "--out", str(tmp_path / "grids")]) == 0
+    assert (tmp_path / "grids" / "step0000002.png").is_file()
+    image = photo(tmp_path / "horse.png")
+    apply(capsys, str(checkpoint), str(image), "--out", str(tmp_path / "G"))
+    apply(capsys, str(checkpoint), str(image), "--out", str(tmp_path / "F"), "--reverse")
+    g, f = (io.load_image(tmp_path / side / "horse_out.png") for side in ("G", "F"))
+    assert g.shape == f.shape == (3, 50, 70)
+    assert not torch.equal(g, f)  # two different generators
+
+
+def test_srcnn_trains_on_a_folder_of_photos_and_upscales(tmp_path, capsys):
+    for i, x in enumerate(random_images(2, 48, 40, 4)):
+        io.save_image(x, tmp_path / "photos" / f"{i}.png")
+    checkpoint = tmp_path / "srcnn.pt"
+    assert cli.main(["train", "srcnn", "--data", str(tmp_path / "photos"), *SMOKE, "--steps", "2",
+                     "--checkpoint", str(checkpoint)]) == 0
+    out = apply(capsys, str(checkpoint), str(photo(tmp_path / "small.png")), "--out", str(tmp_path / "up"))
+    assert "70x50 -> 280x200" in out  # the smoke profile's scale is 4
+    assert io.load_image(tmp_path / "up" / "small_out.png").shape == (3, 200, 280)
+
+
+def test_set_is_checked_as_i2i_settings_is(tmp_path, capsys):
+    command = ["train", "srcnn", "--data", str(tmp_path), *SMOKE, "--checkpoint", str(tmp_path / "x.pt")]
+    assert cli.main([*command, "--set", "steps='many'"]) == 1
+    error = capsys.readouterr().err
+    assert "steps='many' is a str, but the profiles set steps to a int" in error
+    assert "Traceback" not in error
+    assert cli.main([*command, "--set", "width=3"]) == 1
+    assert "'width' is not a setting here" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_apply_refuses_a_checkpoint_it_cannot_rebuild_in_one_line(tmp_path, capsys):
+    net = UNetGenerator(depth=5, ngf=4)
+    bare = train.save_checkpoint(tmp_path / "notebook.pt", 1, {"G": net})
+    image = str(photo(tmp_path / "p.png"))
+    assert cli.main(["apply", str(bare), image, "--out", str(tmp_path / "out")]) == 1
+    assert "no record of its settings" in capsys.readouterr().err
+    chapter = train.save_checkpoint(tmp_path / "chapter.pt", 1, {"G": net},
+                                    extra={"record": train.run_record({"G": net}, {"size": 32})})
+    assert cli.main(["apply", str(chapter), image, "--out", str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err
+    assert "have no experiment, model" in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_apply_reports_a_missing_or_unreadable_input_in_one_line(tmp_path, capsys):
+    (tmp_path / "pairs").mkdir()
+    write_pairs(list(zip(random_images(2, 32, 32, 5), random_images(2, 32, 32, 6))), tmp_path / "pairs")
+    checkpoint = tmp_path / "p.pt"
+    assert cli.main(["train", "pix2pix", "--data", str(tmp_path / "pairs"), *SMOKE, "--steps", "1",
+                     "--checkpoint", str(checkpoint)]) == 0
+    capsys.readouterr()
+    (tmp_path / "notes.png").write_text("not an image")
+    for bad, message in ((tmp_path / "missing.png", "no such image file"), (tmp_path / "notes.png", "not a readable image")):
+        assert cli.main(["apply", str(checkpoint), str(bad), "--out", str(tmp_path / "out")]) == 1
+        error = capsys.readouterr().err
+        assert message in error and len(error.strip().splitlines()) == 1 and "Traceback" not in error
+
+
+def test_train_runs_under_torchrun_with_two_processes_and_only_rank_0_writes(tmp_path):
+    # `torchrun --nproc_per_node 2 -m i2icourse train ...` on the CPU (gloo): DDP over the two processes.
+    data = tmp_path / "pairs"
+    write_pairs(list(zip(random_images(4, 40, 40, 0), random_images(4, 40, 40, 1))), data / "train")
+    checkpoint = tmp_path / "ckpt" / "p2p.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "I2I_DEVICE": "cpu", "I2I_CHECKPOINTS": str(tmp_path / "c")}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "i2icourse", "train", "pix2pix", "--data", str(data), *SMOKE, "--steps", "4",
+               "--checkpoint", str(checkpoint)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("checkpoint: ") == 1 and "2 processes" in done.stdout   # rank 0 alone reports
+    assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["p2p.pt", "p2p_samples"]  # no temporaries
+    state = train.load_checkpoint(checkpoint, {}, restore_rng=False)
+    assert state["step"] == 4 and not any(k.startswith("module.") for k in state["objects"]["G"])
