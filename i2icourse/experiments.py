@@ -282,11 +282,8 @@ def _translate_y(net: nn.Module) -> Translator:
 
 
 def _srcnn_apply(net: nn.Module, image: torch.Tensor, P: Settings, tile: int, overlap: int) -> torch.Tensor:
-    """``image`` upscaled ``P['scale']`` times: bicubic, then the network on Y; colour from the bicubic Cb, Cr."""
-    up = io.resize(image, scale=P["scale"])
-    y = tiled_apply(_translate_y(net), sr.y_channel(up), tile, overlap)
-    ycbcr = io.rgb_to_ycbcr(up)
-    return io.ycbcr_to_rgb(torch.cat([y.to(ycbcr), ycbcr[1:]]))
+    """``image`` upscaled ``P['scale']`` times (:func:`i2icourse.sr_eval.upscale_photo`, as chapter 3 does)."""
+    return sr_eval.upscale_photo(net, image, P["scale"], tile, overlap)
 
 
 SRCNN_EXPERIMENT = Experiment(

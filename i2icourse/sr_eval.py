@@ -24,6 +24,7 @@ from torch import nn
 from i2icourse import io, metrics
 from i2icourse.inference import predict
 from i2icourse.data.sr import degrade, load_photos, sr_pair
+from i2icourse.tiling import tiled_apply
 
 #: A method: a batch (1, 1, H, W) of bicubic-upscaled Y -> its high-resolution estimate, same shape.
 Upscaler = Callable[[torch.Tensor], torch.Tensor]
@@ -37,6 +38,18 @@ def bicubic(y_in: torch.Tensor) -> torch.Tensor:
 def upscaler(net: nn.Module, device: torch.device | str | None = None) -> Upscaler:
     """``net`` as an :data:`Upscaler`: eval mode and no gradients while it runs, then its mode restored."""
     return lambda y_in: predict(net, y_in, batch_size=len(y_in), device=device)
+
+
+def upscale_photo(net: nn.Module, image: torch.Tensor, scale: int, tile: int = 256, overlap: int = 64) -> torch.Tensor:
+    """A real low-resolution photo ``image`` (3, H, W) upscaled ``scale`` times: bicubic, then ``net`` on
+    the Y channel, tile by tile with blending (any size fits in memory); colour from the bicubic Cb, Cr.
+
+    Unlike :func:`evaluate_image` nothing is shrunk first: the photo itself is the input (chapter 3's
+    "your own photo", and ``python -m i2icourse apply`` for an SRCNN checkpoint).
+    """
+    up = io.rgb_to_ycbcr(io.resize(image, scale=scale).clamp(0, 1))         # (3, sH, sW)
+    y = tiled_apply(lambda y_in: upscaler(net)(y_in).clamp(0, 1), up[:1], tile, overlap)
+    return io.ycbcr_to_rgb(torch.cat([y.to(up), up[1:]])).clamp(0, 1)
 
 
 def load_set(name: str) -> dict[str, torch.Tensor]:

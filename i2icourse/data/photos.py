@@ -25,6 +25,10 @@ SKIMAGE_TRAIN = ("astronaut", "coffee", "chelsea", "rocket", "camera", "brick", 
 
 PhotoSource = str | Path | torch.Tensor | Mapping[str, torch.Tensor] | Sequence
 
+#: The bundled photo of the chapters' "your own photo" sections when none is given: the left view of
+#: scikit-image's stereo motorcycle, in no training set of the course.
+EXAMPLE_PHOTO = "stereo_motorcycle"
+
 
 def fit(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     """The largest centred window of ``x`` with the aspect ratio of ``size``, resized to ``size`` (H, W)."""
@@ -112,3 +116,42 @@ def load_photos(source: PhotoSource | Iterable[PhotoSource]) -> dict[str, torch.
                 key += "_"
             out[key] = x
     return out
+
+
+def your_photo(source: str | Path | None = None, max_side: int | None = 1024) -> tuple[str, torch.Tensor]:
+    """A photo to run a trained model on, as ``(name, (3, H, W) tensor in [0, 1])``.
+
+    ``source``: a file's path; ``"upload"`` on Colab opens the browser's upload dialog; None gives
+    :data:`EXAMPLE_PHOTO`. Phone photos come in upright (:func:`i2icourse.io.load_image` applies their EXIF
+    orientation). A photo whose longer side exceeds ``max_side`` is resized down, with a note: on a CPU
+    a 12-megapixel photo takes minutes through a network; ``max_side=None`` keeps every pixel (the
+    models run tile by tile, so any size fits in memory). Taught in chapters 3, 4 and 6.
+    """
+    if source is None:
+        import skimage.data
+        name, x = EXAMPLE_PHOTO, image_io.from_numpy(skimage.data.stereo_motorcycle()[0], EXAMPLE_PHOTO)
+    else:
+        path = _uploaded() if str(source) == "upload" else Path(source)
+        name, x = path.stem, image_io.load_image(path, mode="rgb")
+    side = max(x.shape[-2:])
+    if max_side is not None and side > max_side:
+        resized = image_io.resize(x, scale=max_side / side).clamp(0, 1)
+        print(f"{name}: {x.shape[-1]}x{x.shape[-2]} resized to {resized.shape[-1]}x{resized.shape[-2]} "
+              f"(max_side={max_side}; max_side=None keeps the full size)")
+        x = resized
+    return name, x
+
+
+def _uploaded() -> Path:
+    """The file the user picks in Colab's upload dialog (saved in the current folder)."""
+    try:
+        from google.colab import files  # type: ignore[import-not-found]
+    except ImportError:
+        raise ValueError('"upload" works on Colab only; elsewhere give the path of a photo') from None
+    chosen = files.upload()
+    if not chosen:
+        raise ValueError("no file was uploaded")
+    name, content = next(iter(chosen.items()))
+    path = Path(name)
+    path.write_bytes(content)
+    return path
