@@ -17,7 +17,7 @@ setup: $(BIN)/python
 book: setup
 	$(BIN)/jupyter-book build $(BOOKFLAGS) --all book/
 
-# What `make test` runs; CI runs `make test TESTS=notebooks` once more without the data mirror.
+# What `make test` runs (`make test TESTS=notebooks` runs the chapters alone).
 TESTS ?= tests notebooks
 
 test: setup
