@@ -8,7 +8,7 @@ quantities:
 
 1. It reads each notebook's settings cell (``P = runtime.settings(...)``) and runs that statement
    with ``I2I_PROFILE=gpu``, so the sizes are the notebook's own (``I2I_SETTINGS`` applies, as in
-   the notebook). The other values it needs (chapter 4's ``experiments``, chapter 5's ``CONFIGS``,
+   the notebook). The other values it needs (chapter 4's ``arms``, chapter 5's ``CONFIGS``,
    ...) are read from the notebooks the same way; which trainings a chapter runs follows its
    training cells (see the ``chapterN`` functions).
 2. It builds every distinct network configuration with the package's classes, as the notebook
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import inspect
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -53,7 +52,7 @@ from typing import Any, Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from i2icourse import losses, runtime
+from i2icourse import experiments, losses, runtime
 from i2icourse.models import ssim_map_nets
 from i2icourse.models.autoencoder import ConvAutoencoder
 from i2icourse.models.patchgan import patchgan
@@ -62,7 +61,6 @@ from i2icourse.models.srcnn import SRCNN
 from i2icourse.models.unet import UNetGenerator
 from i2icourse.recipes import ssim_maps
 from i2icourse.recipes.autoencoders import Reconstruction
-from i2icourse.recipes.cyclegan import CycleGAN, Unconditional
 from i2icourse.recipes.pix2pix import Pix2Pix
 from i2icourse.recipes.srcnn import SuperResolution
 from pix2pix_step import networks as paper_pix2pix_networks   # the networks the H200 figures were measured on
@@ -71,7 +69,8 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 PROFILE = "gpu"
 CHAPTERS = (1, 2, 3, 4, 5, 6)
 BUDGET_MINUTES = 30
-CYCLEGAN_IDENTITY = inspect.signature(CycleGAN).parameters["lambda_idt"].default
+#: Chapter 6's identity-loss weight where a run does not set one: its ``train_cyclegan`` default.
+CHAPTER6_IDENTITY = 0.0
 
 #: The pix2pix paper step on the H200 (benchmarks/RESULTS.md, "pix2pix_step.py (2026-11-26)"): images/s by batch.
 H200_IMAGES_PER_S = {1: 82.5, 16: 1290.1}
@@ -209,22 +208,32 @@ def chapter3(P: SimpleNamespace) -> list[Training]:
 
 
 def chapter4(P: SimpleNamespace) -> list[Training]:
-    """One pix2pix per distinct row of ``experiments`` (Patch70 is the L1 run, loaded from its checkpoint).
+    """One pix2pix per row of ``arms`` and seed, the L1 model with resize-convolutions, and the two
+    demo models (L1 alone and pix2pix) of ``P.demo_task`` at ``P.demo_size``.
 
-    The reconstruction term (L1, L2, their mix) is element-wise: the key is the field and the skips.
+    The reconstruction term (L1, L2, their mix) and the GAN weight are element-wise: the key is the
+    field, the skips and the upsampling (the demo's sizes for the demo).
     """
-    trainings = []
-    for rec, field, skip in dict.fromkeys(notebook_value(4, "experiments").values()):
-        def build(rec=rec, field=field, skip=skip) -> tuple[Step, Any]:
-            gan = Pix2Pix(UNetGenerator(3, 3, depth=P.depth, ngf=P.ngf, skip=skip),
-                          patchgan(field, in_channels=6, ndf=P.ndf), rec=rec, steps=P.steps)
-            return gan.step, pairs(P.batch, P.size)
-        trainings.append(Training("pix2pix", (field, skip), P.steps, P.batch, build))
+    def training(group: str, key: tuple, steps: int, batch: int, **kw) -> Training:
+        def build() -> tuple[Step, Any]:
+            size, cin = kw.pop("size", P.size), kw.pop("in_channels", 3)
+            gan = experiments.pix2pix(kw.pop("depth", P.depth), kw.pop("ngf", P.ngf), kw.pop("ndf", P.ndf),
+                                      in_channels=cin, steps=steps, **kw)
+            return gan.step, pairs(batch, size, a_channels=cin)
+        return Training(group, key, steps, batch, build)
+
+    trainings = [training("pix2pix, rows x seeds", (field, skip), P.steps, P.batch, field=field, skip=skip)
+                 for rec, field, skip in notebook_value(4, "arms").values() for _ in P.seeds]
+    trainings.append(training("pix2pix, resize-convolutions", (70, True, "resize"), P.steps, P.batch, upsample="resize"))
+    demo = dict(size=P.demo_size, depth=P.demo_depth, ngf=P.demo_ngf, ndf=P.demo_ngf,
+                in_channels=1 if P.demo_task == "colourisation" else 3)
+    trainings += [training("pix2pix, demo", ("demo",), P.demo_steps, P.demo_batch, **demo) for _ in range(2)]
     return trainings
 
 
 def chapter5(P: SimpleNamespace) -> list[Training]:
-    """pix2pix + beta KL for every configuration and seed, then the beta sweep's other betas (seed 0).
+    """pix2pix + beta KL for every configuration and seed, CV2's literal KL for every seed, then the beta
+    sweep's other betas (seed 0).
 
     The sweep reuses the runs without augmentation (``base``, ``base + KL``) for their betas. All
     have one network configuration: augmentation changes the data, beta weighs an element-wise term.
@@ -238,23 +247,24 @@ def chapter5(P: SimpleNamespace) -> list[Training]:
 
     configs = notebook_value(5, "CONFIGS")
     trained = [training("pix2pix + KL, configs x seeds", beta) for aug, beta in configs.values() for _ in P.seeds]
+    trained += [training("pix2pix + CV2's literal KL, seeds", 0.2) for _ in P.seeds]
     reused = {beta for aug, beta in configs.values() if not aug}
     return trained + [training("pix2pix + KL, beta sweep", beta) for beta in P.betas if beta not in reused]
 
 
 def chapter6(P: SimpleNamespace) -> list[Training]:
-    """CycleGAN: L1, the ablation ``runs``, no cycle, the flat task; the paired pix2pix; and, where
-    ``P.public`` is set, the first ``P.public_runs`` of ``runs`` on the public dataset for ``P.public_steps``.
+    """CycleGAN: L1 for every seed, the ablation ``runs``, no cycle, the flat task; the paired pix2pix
+    for every seed and once on the dusk grade; and, where ``P.public`` is set, the first
+    ``P.public_runs`` of ``runs`` on the public dataset for ``P.public_steps``.
 
-    Of the ablation's settings only the identity term changes the passes (``lambda_idt=0`` skips
-    G(b) and F(a)); the cycle's kind and weight and the pool change element-wise work or the data.
+    Of the ablation's settings only the identity term changes the passes (``lambda_idt=0``, the
+    chapter's default, skips G(b) and F(a)); the cycle's kind and weight and the pool change
+    element-wise work or the data.
     """
     def cyclegan(group: str, steps: int, **kw) -> Training:
         def build() -> tuple[Step, Any]:
-            nets = [ResnetGenerator(3, 3, P.ngf, P.blocks) for _ in range(2)]
-            Ds = [Unconditional(patchgan(70, 3, P.ndf, norm="instance")) for _ in range(2)]
-            return CycleGAN(*nets, *Ds, steps=steps, **kw).step, pairs(1, P.size)
-        identity = kw.get("lambda_idt", CYCLEGAN_IDENTITY) > 0
+            return experiments.cyclegan(P.ngf, P.blocks, P.ndf, steps=steps, **kw).step, pairs(1, P.size)
+        identity = kw.get("lambda_idt", CHAPTER6_IDENTITY) > 0
         return Training(group, ("cyclegan", identity), steps, 1, build)
 
     def paired() -> tuple[Step, Any]:
@@ -262,10 +272,12 @@ def chapter6(P: SimpleNamespace) -> list[Training]:
                       gan_mode="lsgan", steps=P.steps)
         return gan.step, pairs(1, P.size)
 
-    runs = notebook_value(6, "runs")
-    ablation = [kw for label, kw in runs.items() if label != "L1"]   # "L1" is the first run
-    trainings = [cyclegan("CycleGAN", P.steps, **kw) for kw in [{}, *ablation, {"lambda_cyc": 0.0}, {}]]
-    trainings.append(Training("pix2pix (paired)", ("pix2pix",), P.steps, 1, paired))
+    runs = {label: {"lambda_idt": CHAPTER6_IDENTITY, **kw} for label, kw in notebook_value(6, "runs").items()}
+    ablation = [kw for label, kw in runs.items() if label != "L1"]   # "L1" is the chapter's CycleGAN
+    trainings = [cyclegan("CycleGAN", P.steps, **kw)
+                 for kw in [*[runs["L1"]] * len(P.seeds), *ablation, {"lambda_cyc": 0.0, "lambda_idt": CHAPTER6_IDENTITY},
+                            runs["L1"]]]
+    trainings += [Training("pix2pix (paired)", ("pix2pix",), P.steps, 1, paired) for _ in range(len(P.seeds) + 1)]
     if P.public:
         trainings += [cyclegan(f"CycleGAN, {P.public}", P.public_steps, **kw) for kw in list(runs.values())[:P.public_runs]]
     return trainings

@@ -174,9 +174,21 @@ def _pix2pix_model(P: Settings) -> dict[str, Any]:
     return dict(in_channels=3, out_channels=3, depth=P["depth"], ngf=P["ngf"])
 
 
+def pix2pix(depth: int, ngf: int, ndf: int, *, in_channels: int = 3, out_channels: int = 3, field: int = 70,
+            skip: bool = True, upsample: str = "transpose", rec: str = "l1", lambda_rec: float = 100.0,
+            lambda_gan: float = 1.0, lr: float = 2e-4, steps: int | None = None,
+            device: torch.device | str = "cpu") -> Pix2Pix:
+    """Chapter 4's pix2pix: a U-Net generator (``depth`` levels, ``ngf`` first width, ``skip`` connections
+    or not, transposed or resize-convolutions to ``upsample``) against a PatchGAN of receptive field ``field`` that sees input and output side by side,
+    trained with ``lambda_gan`` times the GAN loss (0: the reconstruction loss alone) plus ``lambda_rec``
+    times the ``rec`` loss. The notebook and ``train pix2pix`` both build it here."""
+    G = UNetGenerator(in_channels, out_channels, depth=depth, ngf=ngf, skip=skip, upsample=upsample)
+    D = patchgan(field, in_channels=in_channels + out_channels, ndf=ndf)
+    return Pix2Pix(G, D, lr=lr, rec=rec, lambda_rec=lambda_rec, lambda_gan=lambda_gan, device=device, steps=steps)
+
+
 def _pix2pix_build(P: Settings, device: torch.device) -> tuple[Pix2Pix, nn.Module]:
-    gan = Pix2Pix(generator(P), patchgan(P["field"], in_channels=6, ndf=P["ndf"]), lr=P["lr"],
-                  lambda_rec=P["lambda_rec"], device=device, steps=P["steps"])
+    gan = pix2pix(P["depth"], P["ngf"], P["ndf"], field=P["field"], lr=P["lr"], lambda_rec=P["lambda_rec"], device=device, steps=P["steps"])
     return gan, gan.G
 
 
@@ -222,9 +234,21 @@ def _cyclegan_model(P: Settings) -> dict[str, Any]:
     return dict(in_channels=3, out_channels=3, ngf=P["ngf"], n_blocks=P["blocks"])
 
 
+def cyclegan(ngf: int, blocks: int, ndf: int, *, cycle: str = "l1", lambda_cyc: float = 10.0,
+             lambda_idt: float = 0.5, pool: int = 50, lr: float = 2e-4, steps: int | None = None,
+             device: torch.device | str = "cpu") -> CycleGAN:
+    """Chapter 6's CycleGAN: two ResNet generators (``ngf`` first width, ``blocks`` residual blocks), two
+    70x70 PatchGANs with instance norm, the ``cycle`` loss weighted ``lambda_cyc``, the identity loss
+    (``lambda_idt`` times ``lambda_cyc``) and a history ``pool``. The notebook and ``train cyclegan``
+    both build it here."""
+    G, F = (ResnetGenerator(3, 3, ngf=ngf, n_blocks=blocks) for _ in range(2))
+    D_A, D_B = (Unconditional(patchgan(70, 3, ndf, norm="instance")) for _ in range(2))
+    return CycleGAN(G, F, D_A, D_B, lr=lr, cycle=cycle, lambda_cyc=lambda_cyc, lambda_idt=lambda_idt, pool=pool,
+                    device=device, steps=steps)
+
+
 def _cyclegan_build(P: Settings, device: torch.device) -> tuple[CycleGAN, nn.Module]:
-    discriminators = [Unconditional(patchgan(70, 3, P["ndf"], norm="instance")) for _ in range(2)]
-    gan = CycleGAN(generator(P), generator(P), *discriminators, lr=P["lr"], lambda_cyc=P["lambda_cyc"],
+    gan = cyclegan(P["ngf"], P["blocks"], P["ndf"], lr=P["lr"], lambda_cyc=P["lambda_cyc"],
                    lambda_idt=P["lambda_idt"], pool=P["pool"], device=device, steps=P["steps"])
     return gan, gan.G
 
@@ -265,9 +289,21 @@ def _srcnn_model(P: Settings) -> dict[str, Any]:
     return dict(channels=1, n1=P["n1"], n2=P["n2"], init_std=P["init_std"], residual=P["residual"])
 
 
+def srcnn(*, n1: int = 64, n2: int = 32, residual: bool = False, init_std: float | None = 1e-3,
+          loss: str | losses.LossFn = "l2", lr: float = 1e-3, lr_drop_at: int | None = None,
+          device: torch.device | str = "cpu") -> SuperResolution:
+    """Chapter 3's SRCNN on the Y channel (9-5-5, widths ``n1``/``n2``, chapter 3's skip connection or
+    not, the paper's N(0, ``init_std``) initialisation or PyTorch's default), trained on ``loss`` (a
+    name of :data:`i2icourse.losses.LOSSES`, or the loss itself) with Adam. The notebook and ``train
+    srcnn`` both build it here."""
+    net = SRCNN(channels=1, n1=n1, n2=n2, init_std=init_std, residual=residual)
+    loss_fn = losses.get_loss(loss) if isinstance(loss, str) else loss
+    return SuperResolution(net, loss_fn, lr=lr, lr_drop_at=lr_drop_at, device=device)
+
+
 def _srcnn_build(P: Settings, device: torch.device) -> tuple[SuperResolution, nn.Module]:
-    trainer = SuperResolution(generator(P), losses.get_loss(P["loss"]), lr=P["lr"], lr_drop_at=P["lr_drop_at"],
-                              device=device)
+    trainer = srcnn(n1=P["n1"], n2=P["n2"], residual=P["residual"], init_std=P["init_std"], loss=P["loss"],
+                    lr=P["lr"], lr_drop_at=P["lr_drop_at"], device=device)
     return trainer, trainer.model
 
 

@@ -220,8 +220,9 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tupl
 
 def feature_metrics(extractor: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
                     k: int = 3, real_features: torch.Tensor | None = None) -> dict[str, float]:
-    """``{'precision', 'recall', 'FID'}`` of generated images ``fake`` against ``real`` (image batches in [0, 1])."""
+    """``{'precision', 'recall', 'FID', 'KID'}`` of generated images ``fake`` against ``real`` (image batches
+    in [0, 1]); KID is the mean of :func:`kernel_inception_distance`, unbiased at small test sets."""
     fr = real_features if real_features is not None else features(extractor, real)
     fg = features(extractor, fake)
     p, r = precision_recall(fr, fg, k)
-    return {"precision": p, "recall": r, "FID": frechet_distance(fr, fg)}
+    return {"precision": p, "recall": r, "FID": frechet_distance(fr, fg), "KID": kernel_inception_distance(fr, fg)[0]}

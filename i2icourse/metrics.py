@@ -1,4 +1,5 @@
-"""Image quality on tensors: PSNR, SSIM (its map and its three components), MS-SSIM, UQI and VIF.
+"""Image quality on tensors: PSNR, SSIM (its map and its three components), MS-SSIM, UQI and VIF; and two
+no-reference statistics of generated images, texture energy and checkerboard (chapter 4).
 
 Every metric takes two float images in [0, 1], either one image (C,H,W) or a batch (N,C,H,W) of
 the same shape, and scores each image on its own: a batch gives a tensor of shape (N,), one image a
@@ -402,3 +403,38 @@ def vifp(x: torch.Tensor, y: torch.Tensor, sigma_nsq: float = 2.0) -> torch.Tens
         den = den + torch.log10(1 + sigma1_sq / sigma_nsq).sum((1, 2, 3))
     score = torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)), torch.ones_like(num))
     return _unbatch(score.to(dtype), batched)
+
+
+# ----------------------------------------------------------------------------------------------
+# Two no-reference statistics of generated images (chapter 4): texture energy and checkerboard
+# ----------------------------------------------------------------------------------------------
+
+def gradient_energy(x: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between neighbouring pixels of the luma: how much fine texture an image has.
+
+    A blurred output has less than its target (a ratio below 1), one with invented texture or noise
+    more. Chapter 4 compares L1-only and pix2pix outputs with it.
+    """
+    xb, _, batched = _pair(x, x, "gradient_energy", 2)
+    g = _luma(xb)
+    dy = (g[..., 1:, :] - g[..., :-1, :]).abs().mean((1, 2, 3))
+    dx = (g[..., :, 1:] - g[..., :, :-1]).abs().mean((1, 2, 3))
+    return _unbatch((dx + dy) / 2, batched)
+
+
+def checkerboard(x: torch.Tensor) -> torch.Tensor:
+    """The fraction of an image's luma power (its mean removed) at the three Nyquist frequencies.
+
+    A pattern that repeats every 2 pixels -- the checkerboard that strided transposed convolutions
+    leave (Odena et al. 2016) -- puts its power exactly there; natural photos put almost none (about
+    1e-4). Sides must be even. Chapter 4 measures where its generators' artefacts come from.
+    """
+    xb, _, batched = _pair(x, x, "checkerboard", 2)
+    h, w = xb.shape[-2:]
+    if h % 2 or w % 2:
+        raise ImageError(f"checkerboard: sides must be even, got {h}x{w}")
+    g = _luma(xb)[:, 0].double()
+    power = torch.fft.fft2(g - g.mean((-2, -1), keepdim=True)).abs() ** 2
+    nyquist = power[:, h // 2, w // 2] + power[:, h // 2, 0] + power[:, 0, w // 2]
+    total = power.sum((-2, -1)).clamp_min(1e-20)
+    return _unbatch((nyquist / total).to(x.dtype), batched)

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from i2icourse import cli, io, train
+from i2icourse import cli, experiments, io, train
 from i2icourse.data.paired import write_pairs
 from i2icourse.models.unet import UNetGenerator
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SMOKE = ["--profile", "smoke", "--device", "cpu"]
 
@@ -158,3 +160,28 @@ def test_train_runs_under_torchrun_with_two_processes_and_only_rank_0_writes(tmp
     assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["p2p.pt", "p2p_samples"]  # no temporaries
     state = train.load_checkpoint(checkpoint, {}, restore_rng=False)
     assert state["step"] == 4 and not any(k.startswith("module.") for k in state["objects"]["G"])
+
+
+# One definition of each experiment: the command line builds through the same public function that
+# the chapter's notebook calls, so the two cannot drift apart.
+BUILDERS = {"pix2pix": ("04_pix2pix", "experiments.pix2pix("), "cyclegan": ("06_cyclegan", "experiments.cyclegan("),
+            "srcnn": ("03_srcnn", "experiments.srcnn(")}
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_the_notebook_and_the_command_line_build_an_experiment_through_one_function(name, monkeypatch):
+    import json
+
+    chapter, call = BUILDERS[name]
+    nb = json.loads((ROOT / "notebooks" / f"{chapter}.ipynb").read_text())
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert call in code, f"{chapter} does not build its model with {call}...)"
+    built = []
+    original = getattr(experiments, name)
+    monkeypatch.setattr(experiments, name, lambda *a, **k: built.append(k) or original(*a, **k))
+    E = experiments.EXPERIMENTS[name]
+    recipe, net = E.build(experiments.settings(E, "smoke"), torch.device("cpu"))
+    assert len(built) == 1 and net is not None
+    # the generator the command line rebuilds for `apply` is the one the builder trained
+    fresh = experiments.generator(experiments.settings(E, "smoke"))
+    assert [p.shape for p in fresh.parameters()] == [p.shape for p in net.parameters()]

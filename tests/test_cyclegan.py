@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from i2icourse import io, train
-from i2icourse.data.unpaired import (UnalignedDataset, dusk_grade, dusk_ungrade, flat_colour,
+from i2icourse.data.unpaired import (UnalignedDataset, dusk_grade, dusk_ungrade, film_negative, film_positive, flat_colour,
                                      hidden_truth_task)
 from i2icourse.models.patchgan import patchgan
 from i2icourse.models.resnet_generator import ResnetGenerator
@@ -281,6 +281,12 @@ def test_hidden_truth_task():
     assert (dusk_grade(x) - x).abs().mean() > 0.05
     f = flat_colour(x)
     assert set(torch.unique(f).tolist()) <= {0.0, 0.5, 1.0}
+    negative = hidden_truth_task(ps, test=2)  # chapter 6's default task
+    assert torch.allclose(negative["testB"][1], film_negative(ps[-1]))
+    assert torch.allclose(film_positive(film_negative(x)), x, atol=1e-6)
+    black, white = torch.zeros(3, 2, 2), torch.ones(3, 2, 2)
+    assert torch.allclose(film_negative(black)[:, 0, 0], torch.tensor([1.0, 0.8, 0.6]))  # clear film is orange
+    assert float(film_negative(white).abs().max()) == 0.0
     with pytest.raises(ValueError):
         hidden_truth_task(ps, "sepia")
 

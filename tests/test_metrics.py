@@ -372,3 +372,23 @@ def test_ssim_size_limit():
     x = torch.rand(3, 10, 40)
     with pytest.raises(ImageError, match="11x11"):
         metrics.ssim(x, x)
+
+
+def test_checkerboard_finds_a_two_pixel_pattern_and_not_a_photo():
+    from skimage import data as skdata
+    photo = torch.from_numpy(skdata.astronaut()[:128, :128].copy()).permute(2, 0, 1).float() / 255
+    ii, jj = torch.meshgrid(torch.arange(128), torch.arange(128), indexing="ij")
+    pattern = ((ii + jj) % 2).float().expand(3, -1, -1)
+    clean = float(metrics.checkerboard(photo))
+    assert clean < 1e-2
+    assert float(metrics.checkerboard(pattern)) == pytest.approx(1.0, abs=1e-6)
+    assert float(metrics.checkerboard((photo + 0.05 * pattern).clamp(0, 1))) > 10 * clean
+    assert metrics.checkerboard(torch.stack([photo, pattern])).shape == (2,)
+
+
+def test_gradient_energy_falls_with_blur():
+    from i2icourse import distortions
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    assert (metrics.gradient_energy(distortions.gaussian_blur(x, 2.0)) < 0.5 * metrics.gradient_energy(x)).all()
+    assert float(metrics.gradient_energy(torch.full((1, 32, 32), 0.3))) == 0.0

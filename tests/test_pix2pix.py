@@ -47,6 +47,15 @@ def test_instance_norm_generator():
     assert G(torch.rand(1, 3, 64, 64)).shape == (1, 3, 64, 64)
 
 
+def test_resize_convolution_decoder_keeps_the_shape_and_has_no_transposed_convolutions():
+    G = UNetGenerator(depth=6, ngf=4, upsample="resize")
+    assert G(torch.rand(2, 3, 64, 64)).shape == (2, 3, 64, 64)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in G.modules())
+    assert sum(isinstance(m, torch.nn.Upsample) for m in G.modules()) == 6  # one per level, the outer layer included
+    with pytest.raises(ValueError, match="upsample"):
+        UNetGenerator(depth=6, ngf=4, upsample="bilinear")
+
+
 # --- discriminator -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("field", [1, 16, 70, 286])
@@ -104,6 +113,25 @@ def test_one_step_changes_G_and_D_with_finite_losses(rec, mode):
     assert any(not torch.equal(a, b) for a, b in zip(g0, gan.G.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(d0, gan.D.parameters()))
 
+
+
+def test_lambda_gan_zero_trains_G_on_the_reconstruction_term_alone():
+    # Two recipes whose G start equal but whose D differ: with lambda_gan=0, D cannot move G.
+    updated = []
+    for d_seed in (1, 2):
+        torch.manual_seed(0)
+        G = UNetGenerator(depth=5, ngf=4, dropout=0.0)
+        torch.manual_seed(d_seed)
+        gan = Pix2Pix(G, patchgan(16, ndf=4), lambda_gan=0.0)
+        out = gan.step(_batch())
+        assert out["G"] == pytest.approx(100 * out["G_L1"])
+        updated.append([p.detach().clone() for p in gan.G.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*updated))
+    torch.manual_seed(0)
+    G = UNetGenerator(depth=5, ngf=4, dropout=0.0)
+    torch.manual_seed(1)
+    Pix2Pix(G, patchgan(16, ndf=4)).step(_batch())  # the default weight 1: D moves G
+    assert any(not torch.equal(a, b) for a, b in zip(updated[0], G.parameters()))
 
 
 @pytest.mark.parametrize("kind,name", [("l1", "l1"), ("l2", "l2"), ("mix", "mixed")])

@@ -28,9 +28,9 @@ DATA = {
     "01": ("photos",),
     "02": ("data", "photos", "held", "photo_scale", "train_images", "probe"),
     "03": ("train", "test", "residual", "init_std", "max_images"),
-    "04": ("task", "source", "photos", "workers"),   # DataLoader worker processes, as on a GPU
+    "04": ("task", "source", "photos", "workers", "demo_source"),   # workers: DataLoader processes, as on a GPU
     "05": ("task", "source", "photos", "segments"),
-    "06": ("source", "photos", "public", "workers"),
+    "06": ("task", "source", "photos", "public", "workers"),
 }
 #: Values fitted to the miniatures (a handful of images each), for the profiles named.
 SHRINK = {
@@ -118,7 +118,7 @@ def test_the_profile_runs_end_to_end_on_its_real_datasets_layout(chapter, profil
         assert "dronedataset.icg.tugraz.at" in text and "continues on the offline task" in text
     fetched = {p.name for p in (tmp_path / "data").iterdir()} if (tmp_path / "data").exists() else set()
     expected = {"01": {"gpu": {"BSDS500"}, "full": {"waterloo"}}, "02": {"gpu": {"STL10", "yale_b_cropped"}},
-                "03": {"gpu": {"BSDS500", "Set5", "Set14"}}, "04": {"gpu": {"facades"}},
+                "03": {"gpu": {"BSDS500", "Set5", "Set14"}}, "04": {"gpu": {"facades", "BSDS500"}},
                 "05": {"gpu": {"BSDS500"}, "full": {"BSDS500"}}, "06": {"gpu": {"horse2zebra", "CBSD68"}}}
     want = expected.get(chapter, {})
     assert want.get(profile, want.get("gpu", set())) <= fetched, fetched

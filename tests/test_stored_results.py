@@ -81,3 +81,24 @@ def test_every_srcnn_loss_beats_bicubic_on_set5():
     block = text[text.index("gain over bicubic (dB)"):]
     gains = number_after(r"^Set5\s+([+-]?[\d.]+)\s+([+-]?[\d.]+)\s+([+-]?[\d.]+)\s*$", block)
     assert all(g > 0 for g in gains)
+
+
+def test_cyclegan_lands_between_the_identity_and_paired_pix2pix_on_every_seed():
+    # Chapter 6's per-seed table: "CycleGAN (unpaired, L1 cycle)     0 14.7694  0.2927 ..." (config, seed,
+    # G PSNR, G SSIM); the identity baseline: "350 test crops of 64x64; {'G PSNR': 8.476, 'G SSIM': -0.149, ...".
+    text = stored_text("06_cyclegan")
+    id_psnr, id_ssim = number_after(r"test crops of \d+x\d+; \{'G PSNR': ([-\d.]+), 'G SSIM': ([-\d.]+)", text)
+    rows = re.findall(r"^(CycleGAN \(unpaired, L1 cycle\)|pix2pix \(paired, upper bound\))\s+(\d+)\s+([-\d.]+)\s+([-\d.]+)",
+                      text, re.M)
+    cyclegan = [(float(p), float(s)) for name, _, p, s in rows if name.startswith("CycleGAN")]
+    paired = [(float(p), float(s)) for name, _, p, s in rows if name.startswith("pix2pix")]
+    assert len(cyclegan) >= 2 and len(paired) >= 2, rows
+    assert all(p > id_psnr + 3 and s > id_ssim + 0.2 for p, s in cyclegan)   # clearly above doing nothing
+    assert max(p for p, _ in cyclegan) <= min(p for p, _ in paired) + 0.5       # below (or near) the paired bound
+
+
+def test_the_dusk_grade_defeats_even_paired_pix2pix_and_the_negative_does_not():
+    text = stored_text("06_cyclegan")
+    grab = lambda row: number_after(rf"^{re.escape(row)}\s+([-\d.]+)\s+([-\d.]+)", text)
+    assert grab("dusk grade: pix2pix (paired)")[0] < grab("dusk grade: identity")[0]
+    assert grab("film negative: pix2pix (paired)")[0] > grab("film negative: identity")[0]

@@ -22,8 +22,11 @@ The offline task (:func:`hidden_truth_task`): domain A is real photos; domain B 
 photos passed through a known transform T. Training never sees a pair, but since T is known, the
 "right answer" T(a) for every held-out A photo is known too, and a trained G can be *measured*.
 
-* :func:`dusk_grade` (T) -- a per-channel tone curve ``y_c = x_c ** gamma_c``: warm highlights,
-  deep blue shadows. Invertible: :func:`dusk_ungrade` is T^-1, exactly.
+* :func:`film_negative` (T, chapter 6's task) -- a colour film negative ``y_c = base_c (1 - x_c)``
+  with an orange base. Invertible: :func:`film_positive` is T^-1, exactly.
+* :func:`dusk_grade` -- a per-channel tone curve ``y_c = x_c ** gamma_c``: warm highlights, deep blue
+  shadows; invertible (:func:`dusk_ungrade`), but nearly invisible to an instance-normalised
+  generator, which chapter 6 measures.
 * :func:`flat_colour` -- a non-invertible "poster" look (blur, then 3 levels per channel): many
   photos map to the same flat image, so no F can undo it -- unless G hides information.
 
@@ -57,16 +60,37 @@ def dusk_ungrade(y: torch.Tensor, gamma: Sequence[float] = DUSK_GAMMA) -> torch.
     return y.clamp(0, 1).pow(1 / g)
 
 
+#: The film negative's orange base: what each channel (R, G, B) of a clear part of the film transmits.
+FILM_BASE = (1.0, 0.8, 0.6)
+
+
+def film_negative(x: torch.Tensor, base: Sequence[float] = FILM_BASE) -> torch.Tensor:
+    """T: a colour film negative, ``base_c * (1 - x_c)`` per RGB channel: light becomes dark, an orange cast.
+
+    Chapter 6's hidden truth. Unlike a tone curve, it changes the *pattern* of every crop (its sign), which
+    survives instance normalisation, while a tone curve mostly changes each crop's level and contrast,
+    which instance norm removes.
+    """
+    b = torch.tensor(base, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    return b * (1 - x.clamp(0, 1))
+
+
+def film_positive(y: torch.Tensor, base: Sequence[float] = FILM_BASE) -> torch.Tensor:
+    """T^-1: ``1 - y_c / base_c``, the print of a negative."""
+    b = torch.tensor(base, dtype=y.dtype, device=y.device).view(3, 1, 1)
+    return (1 - y / b).clamp(0, 1)
+
+
 def flat_colour(x: torch.Tensor, levels: int = 3, blur: float = 1.0) -> torch.Tensor:
     """A non-invertible flat-colour look: Gaussian blur, then ``levels`` values per channel."""
     y = distortions.gaussian_blur(x, blur) if blur > 0 else x
     return torch.round(y.clamp(0, 1) * (levels - 1)) / (levels - 1)
 
 
-TRANSFORMS = {"dusk": dusk_grade, "flat": flat_colour}
+TRANSFORMS = {"negative": film_negative, "dusk": dusk_grade, "flat": flat_colour}
 
 
-def hidden_truth_task(photos: Sequence[torch.Tensor], transform: str = "dusk", test: int = 10,
+def hidden_truth_task(photos: Sequence[torch.Tensor], transform: str = "negative", test: int = 10,
                       ) -> dict[str, list[torch.Tensor]]:
     """Split ``photos`` into an unpaired task: ``trainA`` (first half), ``trainB`` = T(second half), ``testA``, ``testB``.
 

@@ -15,6 +15,9 @@ the low-level information (edges, positions) shared by input and output goes aro
 ``skip=False`` removes them (the paper's "encoder-decoder" ablation, Group 32's "Skip" row).
 ``depth`` is the number of stride-2 levels (8 for 256x256, 6 for 64x64: the bottleneck is 1x1
 either way), ``ngf`` the width of the first layer; images must be multiples of ``2**depth`` pixels.
+``upsample="resize"`` replaces every transposed convolution by nearest-neighbour upsampling and a
+3x3 convolution (Odena et al. 2016's "resize-convolution"): chapter 4's test of where checkerboard
+artefacts come from.
 
 Imports only torch.
 """
@@ -39,12 +42,21 @@ class Down(nn.Module):
         return self.act(self.norm(self.conv(x)))  # (N, cin, H, W) -> (N, cout, H/2, W/2)
 
 
+def upsampling(cin: int, cout: int, kind: str = "transpose", bias: bool = True) -> nn.Module:
+    """A layer that doubles H and W: the paper's 4x4 transposed conv stride 2, or nearest x2 then a 3x3 conv."""
+    if kind == "transpose":
+        return nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=bias)
+    if kind == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1, bias=bias))
+    raise ValueError(f"upsample must be 'transpose' or 'resize', got {kind!r}")
+
+
 class Up(nn.Module):
     """Decoder block ``Ck`` / ``CDk``: 4x4 transposed conv stride 2 (doubles H and W), norm, dropout, ReLU."""
 
-    def __init__(self, cin: int, cout: int, norm: str = "batch", dropout: float = 0.0):
+    def __init__(self, cin: int, cout: int, norm: str = "batch", dropout: float = 0.0, upsample: str = "transpose"):
         super().__init__()
-        self.conv = nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=norm != "batch")
+        self.conv = upsampling(cin, cout, upsample, bias=norm != "batch")
         self.norm = norm_layer(norm, cout)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.act = nn.ReLU(inplace=True)
@@ -58,11 +70,13 @@ class UNetGenerator(nn.Module):
 
     ``in_channels``/``out_channels``: 3 for photos, 1 for grey; ``ngf``: width of ``down1`` (64 in the
     paper), doubling per level up to ``8 * ngf``; ``dropout``: rate of the first ``n_dropout``
-    decoder blocks (the paper's noise ``z``: 0.5 in 3 blocks); ``skip=False``: no skip connections.
+    decoder blocks (the paper's noise ``z``: 0.5 in 3 blocks); ``skip=False``: no skip connections;
+    ``upsample``: ``"transpose"`` (the paper) or ``"resize"`` (see the module's docstring).
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, depth: int = 8, ngf: int = 64,
-                 norm: str = "batch", dropout: float = 0.5, n_dropout: int = 3, skip: bool = True):
+                 norm: str = "batch", dropout: float = 0.5, n_dropout: int = 3, skip: bool = True,
+                 upsample: str = "transpose"):
         super().__init__()
         if depth < 2:
             raise ValueError(f"depth must be at least 2, got {depth}")
@@ -78,9 +92,10 @@ class UNetGenerator(nn.Module):
         for j in range(depth - 1):  # up_j mirrors down_{depth-1-j}; it outputs that block's width
             level = depth - 2 - j
             cin = widths[level + 1] * (2 if skip and j > 0 else 1)
-            self.up.append(Up(cin, widths[level], norm=norm, dropout=dropout if j < n_dropout else 0.0))
+            self.up.append(Up(cin, widths[level], norm=norm, dropout=dropout if j < n_dropout else 0.0,
+                              upsample=upsample))
         # The outermost layer: transposed conv to the output channels, then tanh (no norm).
-        self.outer = nn.ConvTranspose2d(widths[0] * (2 if skip else 1), out_channels, 4, stride=2, padding=1)
+        self.outer = upsampling(widths[0] * (2 if skip else 1), out_channels, upsample)
         self.tanh = nn.Tanh()
 
     @property

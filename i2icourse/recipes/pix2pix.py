@@ -95,6 +95,7 @@ class Pix2Pix:
     """A generator, a discriminator, their Adam optimisers and the objective's settings.
 
     ``lambda_rec``: weight of the reconstruction term (100); ``rec``: ``l1``/``l2``/``mix``;
+    ``lambda_gan``: weight of the GAN term (1; 0 is the paper's "L1 alone": D still learns, G ignores it);
     ``gan_mode``: ``vanilla`` (BCE, the paper) or ``lsgan``; ``extra_loss``: an optional
     extra generator term ``extra_loss(G(x), y)`` on [0, 1] images, added as ``extra_weight * term`` and
     logged unweighted as ``extra_name`` (chapter 5's KL term); ``precision``: how the step computes,
@@ -105,7 +106,7 @@ class Pix2Pix:
     """
 
     def __init__(self, G: nn.Module, D: nn.Module, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999),
-                 lambda_rec: float = 100.0, rec: str = "l1", gan_mode: str = "vanilla",
+                 lambda_rec: float = 100.0, rec: str = "l1", gan_mode: str = "vanilla", lambda_gan: float = 1.0,
                  device: torch.device | str = "cpu", precision: Precision | str | None = None,
                  steps: int | None = None, decay_from: float = 0.5,
                  extra_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
@@ -116,7 +117,7 @@ class Pix2Pix:
         self.D = self.precision.to_model(D)
         self.opt_G = adam(self.G.parameters(), lr, betas)
         self.opt_D = adam(self.D.parameters(), lr, betas)
-        self.lambda_rec, self.rec, self.gan_mode = lambda_rec, rec, gan_mode
+        self.lambda_rec, self.rec, self.gan_mode, self.lambda_gan = lambda_rec, rec, gan_mode, lambda_gan
         self.extra_loss, self.extra_weight, self.extra_name = extra_loss, extra_weight, extra_name
         # The paper's schedule: constant learning rate, then linear decay to 0 over the last half
         # (100 + 100 epochs). ``steps=None`` keeps it constant.
@@ -156,7 +157,7 @@ class Pix2Pix:
                 d_fake_G = self.D(x, fake).float()
             loss_gan = gan_loss(d_fake_G, True, self.gan_mode)
             loss_rec = reconstruction(fake, y, self.rec)
-            loss_G = loss_gan + self.lambda_rec * loss_rec
+            loss_G = self.lambda_gan * loss_gan + self.lambda_rec * loss_rec
             extra = {}
             if self.extra_loss is not None:  # an optional extra term on [0, 1] images, e.g. beta * KL
                 extra[self.extra_name] = self.extra_loss(io.from_signed(fake), io.from_signed(y))
