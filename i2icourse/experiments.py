@@ -155,23 +155,24 @@ def _apply_tiled(net: nn.Module, image: torch.Tensor, P: Settings, tile: int, ov
 #: side first (pix2pix's jitter: 286 -> 256), None: crop at the stored size; ``depth``/``ngf``: the
 #: U-Net's levels and first width; ``ndf``/``field``: the PatchGAN's first width and receptive field;
 #: ``lambda_rec``: the L1 weight; ``direction``: ``AtoB`` (the left half of an A|B file is the input,
-#: as the reference code's default) or ``BtoA`` (facades' labels -> photo).
+#: as the reference code's default) or ``BtoA`` (facades' labels -> photo); ``upsample``: the decoder's
+#: ``transpose``d convolutions (the paper) or ``resize``-convolutions (chapter 4: no checkerboard).
 PIX2PIX_PROFILES = {
     "smoke": dict(size=32, load_size=36, depth=5, ngf=4, ndf=4, field=70, batch=2, steps=4, eval_every=2,
-                  lr=2e-4, lambda_rec=100.0, direction="AtoB"),
+                  lr=2e-4, lambda_rec=100.0, direction="AtoB", upsample="transpose"),
     "cpu": dict(size=64, load_size=72, depth=6, ngf=16, ndf=16, field=70, batch=4, steps=2000, eval_every=500,
-                lr=2e-4, lambda_rec=100.0, direction="AtoB"),
+                lr=2e-4, lambda_rec=100.0, direction="AtoB", upsample="transpose"),
     "gpu": dict(size=256, load_size=286, depth=8, ngf=64, ndf=64, field=70, batch=1, steps=2000, eval_every=500,
-                lr=2e-4, lambda_rec=100.0, direction="AtoB"),
+                lr=2e-4, lambda_rec=100.0, direction="AtoB", upsample="transpose"),
     "full": dict(size=256, load_size=286, depth=8, ngf=64, ndf=64, field=70, batch=1, steps=80_000,
-                 eval_every=8000, lr=2e-4, lambda_rec=100.0, direction="AtoB"),
+                 eval_every=8000, lr=2e-4, lambda_rec=100.0, direction="AtoB", upsample="transpose"),
 }
 
 
 def _pix2pix_model(P: Settings) -> dict[str, Any]:
     if P["size"] % 2 ** P["depth"]:
         raise ValueError(f"pix2pix: size {P['size']} is not a multiple of 2**depth = {2 ** P['depth']}")
-    return dict(in_channels=3, out_channels=3, depth=P["depth"], ngf=P["ngf"])
+    return dict(in_channels=3, out_channels=3, depth=P["depth"], ngf=P["ngf"], upsample=P["upsample"])
 
 
 def pix2pix(depth: int, ngf: int, ndf: int, *, in_channels: int = 3, out_channels: int = 3, field: int = 70,
@@ -179,16 +180,18 @@ def pix2pix(depth: int, ngf: int, ndf: int, *, in_channels: int = 3, out_channel
             lambda_gan: float = 1.0, lr: float = 2e-4, steps: int | None = None,
             device: torch.device | str = "cpu") -> Pix2Pix:
     """Chapter 4's pix2pix: a U-Net generator (``depth`` levels, ``ngf`` first width, ``skip`` connections
-    or not, transposed or resize-convolutions to ``upsample``) against a PatchGAN of receptive field ``field`` that sees input and output side by side,
-    trained with ``lambda_gan`` times the GAN loss (0: the reconstruction loss alone) plus ``lambda_rec``
-    times the ``rec`` loss. The notebook and ``train pix2pix`` both build it here."""
+    or not, transposed or resize-convolutions to ``upsample``) against a PatchGAN of receptive field
+    ``field`` that sees input and output side by side, trained with ``lambda_gan`` times the GAN loss
+    (0: the reconstruction loss alone) plus ``lambda_rec`` times the ``rec`` loss. The notebook and
+    ``train pix2pix`` both build it here."""
     G = UNetGenerator(in_channels, out_channels, depth=depth, ngf=ngf, skip=skip, upsample=upsample)
     D = patchgan(field, in_channels=in_channels + out_channels, ndf=ndf)
     return Pix2Pix(G, D, lr=lr, rec=rec, lambda_rec=lambda_rec, lambda_gan=lambda_gan, device=device, steps=steps)
 
 
 def _pix2pix_build(P: Settings, device: torch.device) -> tuple[Pix2Pix, nn.Module]:
-    gan = pix2pix(P["depth"], P["ngf"], P["ndf"], field=P["field"], lr=P["lr"], lambda_rec=P["lambda_rec"], device=device, steps=P["steps"])
+    gan = pix2pix(P["depth"], P["ngf"], P["ndf"], field=P["field"], upsample=P["upsample"], lr=P["lr"],
+                  lambda_rec=P["lambda_rec"], device=device, steps=P["steps"])
     return gan, gan.G
 
 

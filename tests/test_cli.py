@@ -70,7 +70,7 @@ def test_pix2pix_trains_resumes_and_applies_at_any_size(tmp_path, checkpoints, c
     assert state["step"] == 8
     recorded = state["extra"]["record"]["settings"]
     assert (recorded["experiment"], recorded["direction"], recorded["size"]) == ("pix2pix", "AtoB", 32)
-    assert recorded["model"] == {"in_channels": 3, "out_channels": 3, "depth": 5, "ngf": 4}
+    assert recorded["model"] == {"in_channels": 3, "out_channels": 3, "depth": 5, "ngf": 4, "upsample": "transpose"}
     capsys.readouterr()
 
     out = apply(capsys, str(checkpoint), str(photo(tmp_path / "phone.jpg")), "--out", str(tmp_path / "out"))

@@ -102,3 +102,22 @@ def test_the_dusk_grade_defeats_even_paired_pix2pix_and_the_negative_does_not():
     grab = lambda row: number_after(rf"^{re.escape(row)}\s+([-\d.]+)\s+([-\d.]+)", text)
     assert grab("dusk grade: pix2pix (paired)")[0] < grab("dusk grade: identity")[0]
     assert grab("film negative: pix2pix (paired)")[0] > grab("film negative: identity")[0]
+
+
+@pytest.mark.parametrize("config", ["L1 (Patch70)", "L2", "0.5 L1 + 0.5 L2", "Patch16", "Patch286", "no skip"])
+def test_every_group32_row_of_chapter_4_has_two_seeds_and_a_verdict(config):
+    # The per-seed table: "   L1 (Patch70)     0  0.9429 ..." (config, seed, ...); the summary has a verdict column.
+    text = stored_text("04_pix2pix")
+    seeds = re.findall(rf"^\s*{re.escape(config)}\s+(\d+)\s+[\d.]+", text, re.M)
+    assert len(set(seeds)) >= 2, seeds
+    assert "beyond L1's seed spread on" in text
+
+
+def test_pix2pix_colours_like_the_targets_where_l1_alone_washes_out():
+    # The demo table: "L1 alone  23.34  0.786  0.057  0.003" (PSNR, SSIM, colourfulness, D on the outputs).
+    text = stored_text("04_pix2pix")
+    row = lambda name: number_after(rf"^{re.escape(name)}\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", text)
+    l1, gan = row("L1 alone"), row("pix2pix (cGAN + L1)")
+    target, = number_after(r"^target\s+inf\s+[\d.]+\s+([\d.]+)", text)
+    assert abs(gan[2] - target) < abs(l1[2] - target)   # colourfulness closer to the photos'
+    assert gan[3] > l1[3]                                # the discriminator is fooled more often
