@@ -277,6 +277,9 @@ def visits(site: Path, server: str) -> dict[str, dict[str, Visit]]:
         try:
             for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
                 context = browser.new_context(viewport=viewport, service_workers="block")
+                # Waits, not speed checks: beside a notebook kernel on a 2-core CI machine, a chapter page
+                # can need longer than playwright's default 30 s to go network-idle.
+                context.set_default_timeout(180_000)
 
                 def route(r, request):
                     if request.url.startswith(server) or request.url.startswith("data:"):
@@ -386,6 +389,7 @@ def test_search_finds_a_chapter_by_a_term_of_its_own(site, server):
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
             tab = browser.new_page()
+            tab.set_default_timeout(180_000)  # a wait, not a speed check (see `visits`)
             tab.route("**/*", lambda r, q: r.continue_() if q.url.startswith(server) else r.abort())
             for chapter in chapters:
                 term = SEARCH_TERMS[chapter]
@@ -397,7 +401,7 @@ def test_search_finds_a_chapter_by_a_term_of_its_own(site, server):
                 tab.wait_for_function(
                     "() => { const s = document.querySelector('#search-results .search-summary, "
                     "#search-results p'); return s && /found|did not match/i.test(s.textContent); }",
-                    timeout=15000)
+                    timeout=60_000)
                 hits = tab.eval_on_selector_all("#search-results ul.search li a", "els => els.map(a => a.href)")
                 pages = sorted({urlsplit(h).path.rsplit("/", 1)[-1] for h in hits})
                 assert f"{chapter}.html" in pages, f"searching {term!r} finds {pages}, not {chapter}"
