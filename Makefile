@@ -1,4 +1,5 @@
-# The course's two entry points (README): `make book` and `make test`.
+# The course's two entry points (README): `make book` and `make test`; `make test-fast` is the
+# contributors' quick loop (CONTRIBUTING.md).
 # Both create the virtual environment .venv on first use and install the package into it.
 PYTHON ?= python3
 VENV ?= .venv
@@ -6,7 +7,7 @@ BIN := $(VENV)/bin
 # CI passes BOOKFLAGS="-W -n --keep-going" so that a warning fails the build.
 BOOKFLAGS ?=
 
-.PHONY: setup book book-students test students
+.PHONY: setup book book-students test test-fast students
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,13 @@ TESTS ?= tests notebooks
 test: setup
 	OMP_NUM_THREADS=1 I2I_PROFILE=smoke $(BIN)/python -m pytest -n 2 --dist loadscope \
 	    --nbval-lax --nbval-current-env --nbval-cell-timeout=300 $(TESTS)
+
+# The unit tests alone: no notebooks, book builds, browser, processes side by side (torchrun, dataset locks)
+# or Jupyter kernels (the markers that tests/conftest.py gives; pyproject.toml lists them).
+FAST ?= not (notebook or book or browser or distributed or kernel)
+
+test-fast: setup
+	OMP_NUM_THREADS=1 I2I_PROFILE=smoke $(BIN)/python -m pytest -n 2 -m "$(FAST)" tests
 
 students: setup
 	$(BIN)/python -m i2icourse.exercises

@@ -98,8 +98,8 @@ def notebook_cells(chapter: int) -> list[str]:
 def notebook_value(chapter: int, name: str) -> Any:
     """The value a top-level statement of the notebook first assigns to ``name`` (``name = ...`` or
     ``a, name = ...``), computed from that statement's right-hand side alone, with ``runtime``,
-    ``losses`` and ``torch`` as the names it may use (the settings cell's other lines are not run)."""
-    names = {"runtime": runtime, "losses": losses, "torch": torch}
+    ``losses``, ``torch`` and ``experiments`` as the names it may use (the settings cell's other lines are not run)."""
+    names = {"runtime": runtime, "losses": losses, "torch": torch, "experiments": experiments}
     for source in notebook_cells(chapter):
         try:
             tree = ast.parse(source)

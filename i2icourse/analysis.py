@@ -6,8 +6,8 @@
   are small torch models).
 * Rankings (chapter 2, the paper's Fig. 1): :class:`RankingTally` counts how often each model is
   ranked first, second, third; :func:`rank_by_score` ranks by a metric, :func:`shuffled` hides the
-  order from a judge. The chart and the "be the judge" panel are :func:`i2icourse.plot.plot_tally`
-  and :func:`i2icourse.plot.judge_widget`.
+  order from a judge. The chart and the "be the judge" panel are
+  :func:`i2icourse.plot.rankings.plot_tally` and :func:`i2icourse.plot.rankings.judge_widget`.
 * Rank statistics (chapter 1): :func:`pearson` (PLCC) and :func:`spearman` (SRCC, ties get their
   average rank, :func:`rankdata`), in NumPy.
 

@@ -5,15 +5,22 @@ check tries the answer on a few small inputs against a reference computation and
 one-line success message or raises :class:`Wrong` saying what differs (shape, range, the value at a
 point) without giving the solution away. Checks run offline in seconds on a CPU, and need no widgets.
 
+A check calls the answer on data only: tensors, numbers, strings, lists, tuples, dicts, a
+``torch.Generator``, and this module's own functions. What data cannot carry (modules and
+optimisers to train, a backward pass through the result) a *probe* of this module does beside the
+answer, returning data (:func:`beside`). So the check can run in another process than the answer.
+
 What :func:`check` prints is for the student only. The autograder (``python -m i2icourse.exercises
-grade``) does not read it: after a submission's cells have run, it tests the answers itself with a
-fresh copy of this module (:mod:`i2icourse.exercises.judge`).
+grade``) does not read it: after a submission's cells have run, it runs each check itself, in its
+own process, on an :class:`Elsewhere` that calls the answer in the submission's kernel
+(:mod:`i2icourse.exercises.judge`).
 
 Nothing in the package imports this module: it sits on top, next to :mod:`i2icourse.exercises`.
 """
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, Callable
 
 import torch
@@ -76,6 +83,36 @@ def _report(label: str, passed: bool, message: str) -> bool:
     """Print the result for the student; return whether it passed."""
     print(f"{'PASS' if passed else 'FAIL'} {label}: {message}")
     return passed
+
+
+class Elsewhere:
+    """An answer held by another process, as the autograder's checks see it (the answer stays in its kernel).
+
+    ``call(probe, args, kwargs)`` calls the answer there, ``answer(*args, **kwargs)`` when ``probe`` is
+    None, else ``probe(answer, *args, **kwargs)``, and returns the result, data.
+    """
+
+    def __init__(self, call: Callable[[Callable[..., Any] | None, tuple, dict], Any]) -> None:
+        self._call = call
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(None, args, kwargs)
+
+    def beside(self, probe: Callable[..., Any]) -> Callable[..., Any]:
+        """``probe(answer, ...)`` run where the answer is, as a function of probe's other arguments."""
+        return lambda *args, **kwargs: self._call(probe, args, kwargs)
+
+
+def beside(answer: Any, probe: Callable[..., Any]) -> Callable[..., Any]:
+    """``probe(answer, ...)`` as a function of probe's other arguments, run in the process that holds the answer.
+
+    A probe is a function of this module that uses the answer the way data cannot (trains modules
+    with it, back-propagates through its result) and returns only data. In a notebook it runs here;
+    for the autograder it runs in the submission's kernel, and the check compares what it returned.
+    """
+    if isinstance(answer, Elsewhere):
+        return answer.beside(probe)
+    return partial(probe, answer)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -358,8 +395,30 @@ def _tiny_pix2pix(seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module, torc
     return G, D, torch.optim.SGD(G.parameters(), lr=0.01), torch.optim.SGD(D.parameters(), lr=0.01)
 
 
-def _max_change(before: list[torch.Tensor], module: torch.nn.Module) -> float:
-    return max(float((a - b.detach()).abs().max()) for a, b in zip(before, module.parameters()))
+def _max_change(before: list[torch.Tensor], after: list[torch.Tensor]) -> float:
+    return max(float((a.detach() - b.detach()).abs().max()) for a, b in zip(before, after))
+
+
+def _pix2pix_step_probe(train_step: Callable[..., Any], G_state: dict, D_state: dict, x: torch.Tensor,
+                        y: torch.Tensor, lam: float) -> dict[str, Any]:
+    """One call of train_step on the tiny pix2pix pair, loaded from these states, beside the answer.
+
+    Returns ``freed`` (a second backward pass found G's graph freed), else also what train_step
+    returned, how many backward passes reached G's first layer, and G's and D's parameters after.
+    """
+    G, D, opt_G, opt_D = _tiny_pix2pix()
+    G.load_state_dict(G_state)
+    D.load_state_dict(D_state)
+    reached_G = []   # one entry per backward pass whose gradient arrives at G's first layer
+    next(G.parameters()).register_hook(lambda grad: reached_G.append(1))
+    try:
+        out = train_step(G, D, opt_G, opt_D, x.clone(), y.clone(), lam=lam)
+    except RuntimeError as e:
+        if "backward through the graph a second time" not in str(e):
+            raise
+        return {"freed": True}
+    return {"freed": False, "returned": out, "reached_G": len(reached_G),
+            "G": [p.detach().clone() for p in G.parameters()], "D": [p.detach().clone() for p in D.parameters()]}
 
 
 @register("ex-04-5")
@@ -369,25 +428,20 @@ def _check_pix2pix_step(train_step: Callable[..., Any]) -> str:
     x, y = torch.rand(2, 3, 16, 16, generator=g) * 2 - 1, torch.rand(2, 3, 16, 16, generator=g) * 2 - 1
     ref = _tiny_pix2pix()
     want = reference_pix2pix_step(*ref, x, y, 100.0)
-    G, D, opt_G, opt_D = _tiny_pix2pix()
+    G, D, _, _ = _tiny_pix2pix()
     start_G = [p.detach().clone() for p in G.parameters()]
-    reached_G = []   # one entry per backward pass whose gradient arrives at G's first layer
-    first = next(G.parameters())
-    first.register_hook(lambda grad: reached_G.append(1))
-    try:
-        out = train_step(G, D, opt_G, opt_D, x.clone(), y.clone(), lam=100.0)
-    except RuntimeError as e:
-        if "backward through the graph a second time" not in str(e):
-            raise
+    seen = beside(train_step, _pix2pix_step_probe)(G.state_dict(), D.state_dict(), x, y, 100.0)
+    if seen["freed"]:
         raise Wrong("the second backward pass found G's graph already freed: D's loss must use G(x).detach(), "
-                    "so that D's update does not back-propagate into G") from None
+                    "so that D's update does not back-propagate into G")
+    out = seen["returned"]
     if not isinstance(out, (tuple, list)) or len(out) != 2:
         raise Wrong(f"train_step should return the pair (loss_D, loss_G), got {type(out).__name__}")
     got = number(out[0], "loss_D"), number(out[1], "loss_G")
-    if len(reached_G) > 1:
-        raise Wrong(f"{len(reached_G)} backward passes reached G, expected one: D's loss must use G(x).detach(), "
+    if seen["reached_G"] > 1:
+        raise Wrong(f"{seen['reached_G']} backward passes reached G, expected one: D's loss must use G(x).detach(), "
                     "or D's update also computes gradients for G")
-    if _max_change(start_G, G) == 0:
+    if _max_change(start_G, seen["G"]) == 0:
         raise Wrong("G's parameters did not change: call opt_G.step() after loss_G.backward()")
     if not _close(got[0], want[0], 1e-4):
         hint = " (the paper halves D's loss: 0.5 * (real term + fake term))" if _close(got[0], 2 * want[0], 1e-4) else ""
@@ -395,8 +449,8 @@ def _check_pix2pix_step(train_step: Callable[..., Any]) -> str:
     if not _close(got[1], want[1], 1e-4):
         raise Wrong(f"loss_G is {got[1]:.5f}, expected {want[1]:.5f} (the GAN term against 'real' on the updated D, "
                     "plus lam times the mean |G(x) - y| on the [-1, 1] images)")
-    for name, mine, theirs in (("D", D, ref[1]), ("G", G, ref[0])):
-        diff = max(float((a.detach() - b.detach()).abs().max()) for a, b in zip(mine.parameters(), theirs.parameters()))
+    for name, mine, theirs in (("D", seen["D"], ref[1]), ("G", seen["G"], ref[0])):
+        diff = _max_change(mine, list(theirs.parameters()))
         if diff > 1e-5:
             order = " (update D first, then G: G's loss uses the updated D)" if name == "G" else ""
             raise Wrong(f"after the step {name}'s parameters differ from the reference step's by {diff:.2e}{order}")
@@ -475,30 +529,45 @@ def _check_sr_psnr(sr_psnr: Callable[..., Any]) -> str:
     return f"sr_psnr matches the reference at scales 2, 3 and 4"
 
 
+def _valid_srcnn_probe(cls: Callable[[], Any], state: dict, x: torch.Tensor) -> dict[str, Any]:
+    """Build ``cls()``, load SRCNN's ``state`` into it and run it on ``x``, beside the answer.
+
+    Returns ``problem``: None with the ``output``, or ``"arguments"``, ``"not a module"`` or
+    ``"weights"`` with ``why`` (the error's message, or the type built).
+    """
+    try:
+        net = cls()
+    except TypeError as e:
+        return {"problem": "arguments", "why": str(e)}
+    if not isinstance(net, torch.nn.Module):
+        return {"problem": "not a module", "why": type(net).__name__}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        return {"problem": "weights", "why": str(e)}
+    with torch.no_grad():
+        return {"problem": None, "output": net(x)}
+
+
 @register("ex-03-3")
 def _check_valid_srcnn(cls: Callable[[], Any]) -> str:
     """ValidSRCNN(): 9-5-5 unpadded SRCNN whose weights load from SRCNN; equals its padded centre."""
     from i2icourse.models.srcnn import SRCNN
     torch.manual_seed(0)
     ref = SRCNN(init_std=0.05)
-    try:
-        net = cls()
-    except NotImplementedError:
-        raise
-    except TypeError as e:
-        raise Wrong(f"ValidSRCNN() should be built without arguments ({e})") from None
-    if not isinstance(net, torch.nn.Module):
-        raise Wrong(f"ValidSRCNN() should be a torch.nn.Module, got {type(net).__name__}")
-    try:
-        net.load_state_dict(ref.state_dict())
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()
+    x = torch.rand(2, 1, 33, 33, generator=torch.Generator().manual_seed(1))
+    seen = beside(cls, _valid_srcnn_probe)(ref.state_dict(), x)
+    if seen["problem"] == "arguments":
+        raise Wrong(f"ValidSRCNN() should be built without arguments ({seen['why']})")
+    if seen["problem"] == "not a module":
+        raise Wrong(f"ValidSRCNN() should be a torch.nn.Module, got {seen['why']}")
+    if seen["problem"] == "weights":
+        first = seen["why"].strip().splitlines()
         raise Wrong("SRCNN's weights do not load into ValidSRCNN (layer names and sizes must match: "
                     f"patch_extraction 1->64 9x9, nonlinear_mapping 64->32 5x5, reconstruction 32->1 5x5): "
-                    f"{first[1].strip() if len(first) > 1 else first[0]}") from None
-    x = torch.rand(2, 1, 33, 33, generator=torch.Generator().manual_seed(1))
+                    f"{first[1].strip() if len(first) > 1 else first[0]}")
     with torch.no_grad():
-        got, want = net(x), ref(x)[..., 8:-8, 8:-8]
+        got, want = seen["output"], ref(x)[..., 8:-8, 8:-8]
     if not isinstance(got, torch.Tensor):
         raise Wrong(f"forward should return a tensor, got {type(got).__name__}")
     if tuple(got.shape) != tuple(want.shape):
@@ -687,17 +756,30 @@ def reference_cycle_loss(G: Callable, F: Callable, a: torch.Tensor, b: torch.Ten
     return (F(G(a)) - a).abs().mean() + (G(F(b)) - b).abs().mean()
 
 
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    """A generator of ex-06-2's check (a function of this module, so that it can be passed to an answer elsewhere)."""
+    return x
+
+
+def _shrink(x: torch.Tensor) -> torch.Tensor:
+    """A generator of ex-06-2's check: it halves and shifts."""
+    return 0.5 * x + 0.1
+
+
+def _mirror(x: torch.Tensor) -> torch.Tensor:
+    """A generator of ex-06-2's check: it flips left to right."""
+    return x.flip(-1)
+
+
 @register("ex-06-2")
 def _check_cycle_loss(cycle_loss: Callable[..., Any]) -> str:
     """cycle_loss(G, F, a, b): mean |F(G(a)) - a| + mean |G(F(b)) - b|."""
     g = torch.Generator().manual_seed(6)
     a, b = torch.rand(2, 3, 8, 8, generator=g) * 2 - 1, torch.rand(2, 3, 8, 8, generator=g) * 2 - 1
-    ident = lambda x: x  # noqa: E731
-    got = number(cycle_loss(ident, ident, a, b), "cycle_loss(identity, identity, a, b)")
+    got = number(cycle_loss(_identity, _identity, a, b), "cycle_loss(identity, identity, a, b)")
     if abs(got) > 1e-6:
         raise Wrong(f"identity generators close both cycles exactly, but the loss is {got:.4g}")
-    G = lambda x: 0.5 * x + 0.1  # noqa: E731
-    F = lambda x: x.flip(-1)  # noqa: E731
+    G, F = _shrink, _mirror
     want = float(reference_cycle_loss(G, F, a, b))
     got = number(cycle_loss(G, F, a, b), "cycle_loss(G, F, a, b)")
     one_way = float((F(G(a)) - a).abs().mean())
@@ -724,6 +806,20 @@ def reference_soft_histogram_loss(pred: torch.Tensor, target: torch.Tensor, bins
     return (hist(pred) - hist(target)).abs().sum(-1).mean()
 
 
+def _hist_loss_probe(hist_loss: Callable[..., Any], pred: torch.Tensor, target: torch.Tensor, bins: int,
+                     sigma: float) -> dict[str, Any]:
+    """hist_loss on a copy of pred that requires a gradient, then the loss's backward pass, beside the answer.
+
+    Returns the ``loss``, whether it ``carries`` a gradient, and pred's ``grad`` (None without a backward pass).
+    """
+    p = pred.clone().requires_grad_(True)
+    loss = hist_loss(p, target.clone(), bins=bins, sigma=sigma)
+    carries = isinstance(loss, torch.Tensor) and loss.requires_grad
+    if carries and loss.numel() == 1:
+        loss.backward()
+    return {"loss": loss, "carries": carries, "grad": p.grad}
+
+
 @register("ex-05-1")
 def _check_soft_histogram_loss(hist_loss: Callable[..., Any]) -> str:
     """hist_loss(pred, target, bins, sigma): differentiable colour-histogram loss on (N, C, H, W) in [0, 1]."""
@@ -733,16 +829,14 @@ def _check_soft_histogram_loss(hist_loss: Callable[..., Any]) -> str:
              ("two random batches, 16 bins", torch.rand(2, 3, 12, 12, generator=g),
               torch.rand(2, 3, 12, 12, generator=g) ** 2, 16, 0.03)]
     for what, pred, tgt, bins, sigma in cases:
-        p = pred.clone().requires_grad_(True)
-        got_t = hist_loss(p, tgt.clone(), bins=bins, sigma=sigma)
-        got = number(got_t, "hist_loss's result")
+        seen = beside(hist_loss, _hist_loss_probe)(pred, tgt, bins, sigma)
+        got = number(seen["loss"], "hist_loss's result")
         want = float(reference_soft_histogram_loss(pred, tgt, bins, sigma))
         if not _close(got, want, 1e-4):
             raise Wrong(f"on {what} (bins={bins}, sigma={sigma}), got {got:.5f}, expected {want:.5f}")
-        if not isinstance(got_t, torch.Tensor) or not got_t.requires_grad:
+        if not seen["carries"]:
             raise Wrong(f"on {what}, the loss carries no gradient (a hard histogram cannot be trained through)")
-        got_t.backward()
-        if p.grad is None or float(p.grad.abs().sum()) == 0:
+        if seen["grad"] is None or float(seen["grad"].abs().sum()) == 0:
             raise Wrong(f"on {what}, the gradient with respect to pred is zero")
     same = number(hist_loss(target, target.clone(), bins=8, sigma=0.05), "hist_loss(x, x)")
     if abs(same) > 1e-6:

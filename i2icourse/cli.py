@@ -1,23 +1,30 @@
 """The command line: train an experiment of the course on your own data, then apply it to your photos.
 
     python -m i2icourse train pix2pix --data facades --set "direction='BtoA'"
+    python -m i2icourse train kl-pix2pix --data DIR          (DIR/train/ or DIR: A|B images)
     python -m i2icourse train cyclegan --data DIR            (DIR/trainA/, DIR/trainB/)
     python -m i2icourse train srcnn --data DIR --profile cpu --steps 500
     python -m i2icourse apply CHECKPOINT photo.jpg ... --out results/
 
-``train`` reads the experiment's profile (:mod:`i2icourse.experiments`; ``--profile``, default the
-active run profile), changes single values with ``--set key=value`` (Python literals, checked as
-``I2I_SETTINGS`` is) and trains with :func:`i2icourse.train.fit`: a progress bar, atomic checkpoints,
-and an exact resume when run again, so ``--steps 2000`` after ``--steps 1000`` trains the second
-thousand only. At every evaluation it saves a grid of sample inputs (top row) and outputs (bottom row).
+``train`` reads the experiment's profile (:mod:`i2icourse.experiments`, the settings its chapter
+trains with; ``--profile``, default the active run profile), changes single values with ``--set
+key=value`` (Python literals, checked as ``I2I_SETTINGS`` is) and trains with
+:func:`i2icourse.train.fit`: a progress bar, atomic checkpoints, and an exact resume when run again,
+so ``--steps 2000`` after ``--steps 1000`` trains the second thousand only. At every evaluation it
+saves a grid of sample inputs (top row) and outputs (bottom row). The checkpoint records the data
+(a folder's resolved path and a digest of its files): each folder has its own default checkpoint,
+and a ``--checkpoint`` trained on other data is refused, never resumed.
 
 ``apply`` rebuilds the generator from what the checkpoint records, loads its weights and runs it over
 each photo at full size, tile by tile with blended overlaps (:func:`i2icourse.tiling.tiled_apply`):
-``<stem>_out.png``, the photo's size (SRCNN: ``scale`` times it). Errors are one line, exit status 1.
+``<stem>_out.png``, the photo's size (SRCNN: ``scale`` times it), in the photos' folders relative to
+the folder they share (``a/x.png b/x.png`` -> ``OUT/a/x_out.png OUT/b/x_out.png``). It replaces an
+existing file only with ``--overwrite``. Errors are one line, exit status 1.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -27,7 +34,7 @@ from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
 from i2icourse import distributed, io, runtime, train
-from i2icourse.experiments import EXPERIMENTS, Experiment, checkpoint_path, data_name, generator, settings
+from i2icourse.experiments import EXPERIMENTS, Experiment, checkpoint_path, data_record, generator, settings
 
 #: How many training items the sample grids show.
 SAMPLES = 4
@@ -58,7 +65,28 @@ def save_samples(experiment: Experiment, net: torch.nn.Module, inputs: torch.Ten
 
 
 #: The networks of each experiment's recipe that train: under torchrun each is wrapped in DDP.
-NETWORKS = {"pix2pix": ("G", "D"), "cyclegan": ("G", "F", "D_A", "D_B"), "srcnn": ("model",)}
+NETWORKS = {"pix2pix": ("G", "D"), "kl-pix2pix": ("G", "D"), "cyclegan": ("G", "F", "D_A", "D_B"), "srcnn": ("model",)}
+
+
+def _data_text(data: Mapping[str, Any]) -> str:
+    """A :func:`i2icourse.experiments.data_record` in words: the path, and the files' digest shortened."""
+    files = data.get("files")
+    return f"{data.get('path')}" + (f" (files {files[:8]})" if isinstance(files, str) else "")
+
+
+def check_same_data(path: Path, data: Mapping[str, Any]) -> None:
+    """Refuse to resume the checkpoint at ``path`` (if there is one) when it was trained on other data
+    than ``data``: another folder, or the same folder with other files."""
+    if not path.exists():
+        return
+    try:
+        P, _ = recorded_state(path)
+    except CommandError:  # not one of train's checkpoints: fit says what is wrong with it
+        return
+    trained = P.get("data")
+    if isinstance(trained, Mapping) and trained != data:
+        raise CommandError(f"{path}: trained on {_data_text(trained)}, not on {_data_text(data)}; "
+                           "give another --checkpoint, or leave it out (each folder has its own)")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -66,8 +94,9 @@ def _train(args: argparse.Namespace) -> None:
     experiment = EXPERIMENTS[args.experiment]
     changes = list(args.set) + ([f"steps={args.steps}"] if args.steps is not None else [])
     P = settings(experiment, args.profile, changes)
-    P["data"] = data_name(args.data)
+    P["data"] = data_record(args.data)
     checkpoint = Path(args.checkpoint) if args.checkpoint else checkpoint_path(P, args.data)
+    check_same_data(checkpoint, P["data"])
     out = Path(args.out) if args.out else checkpoint.with_name(checkpoint.stem + "_samples")
     rank, world_size, device = distributed.setup()    # one process, unless started by torchrun
     if args.device and world_size == 1:
@@ -97,24 +126,83 @@ def _train(args: argparse.Namespace) -> None:
 # apply
 # ----------------------------------------------------------------------------------------------
 
-def recorded_settings(path: Path) -> tuple[dict[str, Any], Mapping[str, Any]]:
-    """``(settings, objects)`` of a checkpoint written by ``train``; a :class:`CommandError` naming what is
-    missing for any other checkpoint (a notebook's, one written before checkpoints had records)."""
+def recorded_state(path: Path) -> tuple[dict[str, Any], Mapping[str, Any]]:
+    """``(settings, objects)`` as a checkpoint written by :func:`i2icourse.train.save_checkpoint` holds
+    them, checked to be what that writes; a :class:`CommandError` for any other file, a damaged or cut
+    short one included, and for a checkpoint without a record of its settings."""
     if not path.is_file():
         raise CommandError(f"{path}: no such checkpoint file")
-    state = train.load_checkpoint(path, {}, restore_rng=False)  # weights_only; nothing loaded yet
+    try:
+        state = train.load_checkpoint(path, {}, restore_rng=False)  # weights_only; nothing loaded yet
+    except train.CorruptCheckpointError as e:  # one line, without the loader's own long explanation
+        message = " ".join(str(e).split())
+        raise CommandError(message if len(message) < 300 else message.split(" (")[0] + ".") from None
+    if not (isinstance(state, Mapping) and isinstance(state.get("extra"), Mapping)
+            and isinstance(state.get("objects"), Mapping)):
+        raise CommandError(f"{path}: not a checkpoint of this course (no 'objects' and 'extra' in it)")
     record = state["extra"].get("record")
     if record is None:
         raise CommandError(f"{path}: the checkpoint has no record of its settings; apply needs one written "
                            "by 'python -m i2icourse train'")
-    P = record["settings"]
-    missing = [key for key in ("experiment", "model", "size") if key not in P]
+    if not isinstance(record, Mapping) or not isinstance(record.get("settings"), Mapping):
+        raise CommandError(f"{path}: the checkpoint's record has no settings")
+    return dict(record["settings"]), state["objects"]
+
+
+#: The settings ``apply`` needs from a checkpoint: the type each must have, in words.
+NEEDED = {"experiment": (str, "a string"), "model": (Mapping, "a dict"), "size": (int, "an integer")}
+
+
+def recorded_settings(path: Path) -> tuple[dict[str, Any], Mapping[str, Any]]:
+    """``(settings, objects)`` of a checkpoint written by ``train``; a :class:`CommandError` naming what is
+    missing or wrong for any other checkpoint (a notebook's, one written before checkpoints had records)."""
+    P, objects = recorded_state(path)
+    missing = [key for key in NEEDED if key not in P]
     if missing:
         raise CommandError(f"{path}: the checkpoint's settings have no {', '.join(missing)} (it was not written "
                            "by 'python -m i2icourse train', e.g. a notebook's); apply cannot rebuild its generator")
+    for key, (kind, words) in NEEDED.items():
+        if not isinstance(P[key], kind) or isinstance(P[key], bool):
+            raise CommandError(f"{path}: the checkpoint's setting {key}={P[key]!r} is a {type(P[key]).__name__}, "
+                               f"not {words}")
     if P["experiment"] not in EXPERIMENTS:
         raise CommandError(f"{path}: unknown experiment {P['experiment']!r}; known: {', '.join(EXPERIMENTS)}")
-    return P, state["objects"]
+    return P, objects
+
+
+def recorded_generator(path: Path, P: Mapping[str, Any], state: Any) -> torch.nn.Module:
+    """The generator that the checkpoint's settings ``P`` describe, with the weights ``state`` loaded;
+    a :class:`CommandError` when the recorded arguments do not build it or the weights do not fit it."""
+    experiment = EXPERIMENTS[P["experiment"]]
+    try:
+        net = generator(P)
+    except (TypeError, ValueError) as e:
+        raise CommandError(f"{path}: the recorded model {dict(P['model'])} does not build a "
+                           f"{experiment.network.__name__}: {e}") from None
+    if not isinstance(state, Mapping):
+        raise CommandError(f"{path}: the generator's state is a {type(state).__name__}, not a state dict")
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        problems = [line.strip() for line in str(e).splitlines()[1:] if line.strip()]
+        raise CommandError(f"{path}: the weights do not fit the recorded model ({len(problems)} problems; "
+                           f"the first: {problems[0] if problems else e})") from None
+    return net
+
+
+def output_paths(inputs: Sequence[str], out: Path) -> list[Path]:
+    """Where ``apply`` writes each input's result: ``<stem>_out.png`` in ``out``, in the input's folder
+    relative to the folder all inputs share, so photos of one name in two folders keep two outputs;
+    two inputs of one stem in one folder (``x.png``, ``x.jpg``) are told apart by their suffixes."""
+    sources = [Path(s).resolve() for s in inputs]
+    twice = next((s for s, r in zip(inputs, sources) if sources.count(r) > 1), None)
+    if twice is not None:
+        raise CommandError(f"{twice}: given twice")
+    common = Path(os.path.commonpath([s.parent for s in sources]))
+    folders = [out / s.parent.relative_to(common) for s in sources]
+    stems = [(folder, s.stem) for folder, s in zip(folders, sources)]
+    return [folder / (f"{s.stem}_{s.suffix.lstrip('.')}_out.png" if stems.count((folder, s.stem)) > 1
+                      else f"{s.stem}_out.png") for folder, s in zip(folders, sources)]
 
 
 def _apply(args: argparse.Namespace) -> None:
@@ -129,16 +217,21 @@ def _apply(args: argparse.Namespace) -> None:
         key = experiment.reverse
     if key not in objects:
         raise CommandError(f"{path}: the checkpoint holds no generator state {key!r} (it holds {sorted(objects)})")
-    net = generator(P)
-    net.load_state_dict(objects[key])
-    net.to(runtime.device(args.device))
+    targets = output_paths(args.inputs, Path(args.out))
+    existing = [t for t in targets if t.exists()]
+    if existing and not args.overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise CommandError(f"{existing[0]}{more}: exists already; pass --overwrite to replace it")
+    net = recorded_generator(path, P, objects[key]).to(runtime.device(args.device))
     tile = args.tile or P["size"]
     overlap = tile // 4 if args.overlap is None else args.overlap
-    out = Path(args.out)
-    for source in args.inputs:
+    for source, target in zip(args.inputs, targets):
         image = io.load_image(source)
-        result = experiment.apply(net, image, P, tile, overlap)
-        target = io.save_image(result, out / f"{Path(source).stem}_out.png")
+        try:
+            result = experiment.apply(net, image, P, tile, overlap)
+        except KeyError as e:
+            raise CommandError(f"{path}: the checkpoint's settings have no {e.args[0]}") from None
+        io.save_image(result, target)
         print(f"{source} -> {target} ({image.shape[-1]}x{image.shape[-2]} -> {result.shape[-1]}x{result.shape[-2]})")
 
 
@@ -154,7 +247,9 @@ def _parser() -> argparse.ArgumentParser:
     a = sub.add_parser("apply", help="run a trained generator over photos of any size")
     a.add_argument("checkpoint", help="a checkpoint written by 'train'")
     a.add_argument("inputs", nargs="+", metavar="IN", help="image files")
-    a.add_argument("--out", required=True, help="folder for the outputs, <stem>_out.png")
+    a.add_argument("--out", required=True,
+                   help="folder for the outputs, <stem>_out.png, in the inputs' folders relative to their shared one")
+    a.add_argument("--overwrite", action="store_true", help="replace outputs that exist already")
     a.add_argument("--tile", type=int, default=None, help="tile side (default: the training size)")
     a.add_argument("--overlap", type=int, default=None, help="blended overlap of the tiles (default: tile // 4)")
     a.add_argument("--reverse", action="store_true", help="cyclegan: apply F (B -> A) instead of G (A -> B)")
@@ -170,7 +265,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="change one setting of the profile, a Python literal: --set lr=1e-4 --set \"direction='BtoA'\"")
     t.add_argument("--steps", type=int, default=None, help="the length of training (the same as --set steps=N)")
     t.add_argument("--checkpoint", default=None,
-                   help="checkpoint file (default: $I2I_CHECKPOINTS/<profile>/cli/<experiment>_<data>.pt)")
+                   help="checkpoint file (default: $I2I_CHECKPOINTS/<profile>/cli/<experiment>_<data>.pt, "
+                        "<data> a dataset's name or a folder's name and a digest of its path and files)")
     t.add_argument("--out", default=None, help="folder of the sample grids (default: next to the checkpoint)")
     t.add_argument("--device", default=None, help="cpu, cuda, mps... (default: I2I_DEVICE, else the best one)")
     return p

@@ -1,12 +1,16 @@
-"""The trainable experiments of the command line, each defined once: pix2pix, CycleGAN and SRCNN.
+"""The trainable experiments of the course, each defined once: pix2pix, KL-pix2pix, CycleGAN and SRCNN.
 
 ``python -m i2icourse train EXPERIMENT`` (:mod:`i2icourse.cli`) trains one of them on a folder or a
 registered dataset; ``python -m i2icourse apply`` runs the trained generator over photos of any size.
 An :class:`Experiment` holds what both commands need:
 
-* its sizes in the four run profiles (``smoke``, ``cpu``, ``gpu``, ``full``), taken from chapters 4,
-  6 and 3, read with :func:`settings` exactly as a notebook reads its own (``--set`` is the command
-  line's ``I2I_SETTINGS``);
+* its training settings in the four run profiles (``smoke``, ``cpu``, ``gpu``, ``full``): ``profiles``,
+  the ones its chapter (4, 5, 6 and 3) trains with. The chapter's settings cell reads them from here
+  (``**experiments.PIX2PIX.profiles["cpu"]`` among its own values), so ``train`` trains what the
+  chapter describes;
+* ``options``: the settings only the command line has, per profile (the data's resizing, the
+  evaluation interval, the values a chapter passes as arguments), read together with ``profiles`` by
+  :func:`settings` exactly as a notebook reads its own (``--set`` is the command line's ``I2I_SETTINGS``);
 * ``build(settings, device) -> (recipe, generator)``: the chapter's recipe, whose ``step`` and
   ``objects`` go to :func:`i2icourse.train.fit`, and the generator inside it;
 * ``dataset(data, settings)``: the training set from a folder in the reference code's layout or a
@@ -16,10 +20,13 @@ An :class:`Experiment` holds what both commands need:
 
 The settings that :func:`settings` returns are what a checkpoint of ``train`` records: the profile's
 values, ``experiment`` and ``model``, the generator's constructor arguments. They are all ``apply``
-needs to rebuild the generator, so a checkpoint is enough to use the model.
+needs to rebuild the generator, so a checkpoint is enough to use the model. ``train`` adds the data
+it trained on (:func:`data_record`): a folder's resolved path and a digest of its files, so another
+folder, even one of the same name, is another run with its own checkpoint (:func:`checkpoint_path`).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,8 +37,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from i2icourse import inference, io, losses, runtime, sr_eval
+from i2icourse import inference, losses, runtime, sr_eval
 from i2icourse.data import sr
+from i2icourse.data.augment import JointResize
 from i2icourse.data.paired import AlignedDataset, read_pairs
 from i2icourse.data.unpaired import UnalignedDataset
 from i2icourse.models.patchgan import patchgan
@@ -53,8 +61,10 @@ Settings = Mapping[str, Any]
 class Experiment:
     """One trainable experiment: its profiles and how to build, feed, rebuild and apply it.
 
-    ``profiles``: ``{profile: {setting: value}}``, the four with the same keys; ``size`` is the side of
-    the training crops, also the tile of ``apply``. ``model(settings)``: the generator's constructor
+    ``profiles``: ``{profile: {setting: value}}``, the four with the same keys: the training settings
+    the chapter shares (its settings cell reads them); ``options``: the same for the settings only the
+    command line has; ``size`` is the side of the training crops, also the tile of ``apply``
+    (SRCNN: the side of its patches). ``model(settings)``: the generator's constructor
     arguments; ``network``: its class. ``weights``: the name of the generator's state in a checkpoint
     (``reverse``: the other direction's, where there is one). ``inputs(item)``: a dataset item's
     network input; ``translator(net)``: how the generator maps a batch; ``apply(net, image, settings,
@@ -64,6 +74,7 @@ class Experiment:
     name: str
     chapter: str
     profiles: Mapping[str, Mapping[str, Any]]
+    options: Mapping[str, Mapping[str, Any]]
     model: Callable[[Settings], dict[str, Any]]
     network: Callable[..., nn.Module]
     weights: str
@@ -73,6 +84,12 @@ class Experiment:
     inputs: Callable[[Any], torch.Tensor]
     translator: Callable[[nn.Module], Translator]
     apply: Callable[[nn.Module, torch.Tensor, Settings, int, int], torch.Tensor]
+
+    def __post_init__(self) -> None:
+        shared = {key for values in self.profiles.values() for key in values}
+        both = shared & {key for values in self.options.values() for key in values}
+        if both:  # one of the two would silently win in settings()
+            raise ValueError(f"{self.name}: {sorted(both)} set in both profiles and options")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -103,8 +120,9 @@ def settings(experiment: Experiment, profile: str | None = None, changes: Sequen
     variable means to a notebook, with the same messages. The variable's own value is not used.
     """
     choice = {"I2I_PROFILE": profile} if profile is not None else {}
+    table = {name: {**experiment.profiles[name], **experiment.options[name]} for name in runtime.PROFILES}
     with _environment(**choice, I2I_SETTINGS="; ".join(changes)):
-        values = vars(runtime.settings(**experiment.profiles))
+        values = vars(runtime.settings(**table))
     return {"experiment": experiment.name, **values, "model": experiment.model(values)}
 
 
@@ -114,10 +132,36 @@ def data_name(data: str) -> str:
     return path.resolve().name if path.exists() else data.replace("/", "_")
 
 
+def files_digest(folder: Path) -> str:
+    """A digest of what ``folder`` holds: the sorted relative paths of its files, with their sizes.
+
+    Two folders with the same photos have the same digest wherever they are; adding, removing,
+    renaming or resizing a file changes it. The contents are not read, so it is quick on any dataset.
+    """
+    lines = sorted(f"{p.relative_to(folder).as_posix()}\t{p.stat().st_size}" for p in folder.rglob("*") if p.is_file())
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def data_record(data: str) -> dict[str, str | None]:
+    """What ``train`` records about its data: ``path``, a folder's resolved path (or a registered
+    dataset's name as given), and ``files``, the folder's :func:`files_digest` (None for a name)."""
+    path = Path(data)
+    if path.is_dir():
+        resolved = path.resolve()
+        return {"path": str(resolved), "files": files_digest(resolved)}
+    return {"path": data, "files": None}
+
+
 def checkpoint_path(P: Settings, data: str) -> Path:
-    """Where ``train`` keeps a run by default: ``$I2I_CHECKPOINTS/<profile>/cli/<experiment>_<data>.pt``."""
+    """Where ``train`` keeps a run by default: ``$I2I_CHECKPOINTS/<profile>/cli/<experiment>_<data>.pt``,
+    ``<data>`` a registered dataset's name or a folder's name and a short digest of its resolved path
+    and its files (:func:`data_record`): ``photos_a/photos`` and ``photos_b/photos`` are two runs."""
+    record = data_record(data)
+    name = data_name(data)
+    if record["files"] is not None:
+        name += "_" + hashlib.sha256(f"{record['path']}\n{record['files']}".encode()).hexdigest()[:8]
     with _environment(I2I_PROFILE=P["profile"]):
-        return runtime.checkpoint_path("cli", f"{P['experiment']}_{data_name(data)}")
+        return runtime.checkpoint_path("cli", f"{P['experiment']}_{name}")
 
 
 def generator(P: Settings) -> nn.Module:
@@ -138,8 +182,7 @@ def _folder(data: str) -> Path:
 
 def _translate_tanh(net: nn.Module) -> Translator:
     """A [-1, 1] (tanh) generator as a :data:`Translator`: images in [0, 1] in and out, in eval mode."""
-    return lambda x: inference.predict(net, x, batch_size=len(x),
-                                       fn=lambda xb: io.from_signed(net(io.to_signed(xb))))
+    return lambda x: inference.translate(net, x, batch_size=len(x))
 
 
 def _apply_tiled(net: nn.Module, image: torch.Tensor, P: Settings, tile: int, overlap: int) -> torch.Tensor:
@@ -151,21 +194,25 @@ def _apply_tiled(net: nn.Module, image: torch.Tensor, P: Settings, tile: int, ov
 # pix2pix (chapter 4)
 # ----------------------------------------------------------------------------------------------
 
-#: Chapter 4's sizes. ``size``: crop side, a multiple of 2**depth; ``load_size``: resize the shorter
-#: side first (pix2pix's jitter: 286 -> 256), None: crop at the stored size; ``depth``/``ngf``: the
-#: U-Net's levels and first width; ``ndf``/``field``: the PatchGAN's first width and receptive field;
-#: ``lambda_rec``: the L1 weight; ``direction``: ``AtoB`` (the left half of an A|B file is the input,
-#: as the reference code's default) or ``BtoA`` (facades' labels -> photo); ``upsample``: the decoder's
-#: ``transpose``d convolutions (the paper) or ``resize``-convolutions (chapter 4: no checkerboard).
+#: Chapter 4's training settings (its settings cell reads them). ``size``: crop side, a multiple of
+#: 2**depth; ``depth``/``ngf``: the U-Net's levels and first width; ``ndf``: the PatchGAN's first width.
 PIX2PIX_PROFILES = {
-    "smoke": dict(size=32, load_size=36, depth=5, ngf=4, ndf=4, field=70, batch=2, steps=4, eval_every=2,
-                  lr=2e-4, lambda_rec=100.0, direction="AtoB", upsample="transpose"),
-    "cpu": dict(size=64, load_size=72, depth=6, ngf=16, ndf=16, field=70, batch=4, steps=2000, eval_every=500,
-                lr=2e-4, lambda_rec=100.0, direction="AtoB", upsample="transpose"),
-    "gpu": dict(size=256, load_size=286, depth=8, ngf=64, ndf=64, field=70, batch=1, steps=2000, eval_every=500,
-                lr=2e-4, lambda_rec=100.0, direction="AtoB", upsample="transpose"),
-    "full": dict(size=256, load_size=286, depth=8, ngf=64, ndf=64, field=70, batch=1, steps=80_000,
-                 eval_every=8000, lr=2e-4, lambda_rec=100.0, direction="AtoB", upsample="transpose"),
+    "smoke": dict(size=64, depth=6, ngf=4, ndf=4, batch=2, steps=6, eval_every=3),
+    "cpu": dict(size=64, depth=6, ngf=16, ndf=16, batch=4, steps=2000, eval_every=500),
+    "gpu": dict(size=256, depth=8, ngf=64, ndf=64, batch=1, steps=1000, eval_every=500),
+    "full": dict(size=256, depth=8, ngf=64, ndf=64, batch=1, steps=80_000, eval_every=8_000),
+}
+#: What the command line adds. ``load_size``: resize the shorter side first (pix2pix's jitter, 286 ->
+#: 256, as chapter 4 does on facades), None: crop at the stored size; ``field``: the PatchGAN's
+#: receptive field; ``lambda_rec``: the L1 weight; ``direction``: ``AtoB`` (the left half of an A|B
+#: file is the input, as the reference code's default) or ``BtoA`` (facades' labels -> photo);
+#: ``upsample``: the decoder's ``transpose``d convolutions (the paper) or ``resize``-convolutions.
+#: ``field``, ``lr``, ``lambda_rec`` and ``upsample`` are the values of chapter 4's main run.
+PIX2PIX_OPTIONS = {
+    "smoke": dict(load_size=72, field=70, lr=2e-4, lambda_rec=100.0, direction="AtoB", upsample="transpose"),
+    "cpu": dict(load_size=72, field=70, lr=2e-4, lambda_rec=100.0, direction="AtoB", upsample="transpose"),
+    "gpu": dict(load_size=286, field=70, lr=2e-4, lambda_rec=100.0, direction="AtoB", upsample="transpose"),
+    "full": dict(load_size=286, field=70, lr=2e-4, lambda_rec=100.0, direction="AtoB", upsample="transpose"),
 }
 
 
@@ -178,15 +225,18 @@ def _pix2pix_model(P: Settings) -> dict[str, Any]:
 def pix2pix(depth: int, ngf: int, ndf: int, *, in_channels: int = 3, out_channels: int = 3, field: int = 70,
             skip: bool = True, upsample: str = "transpose", rec: str = "l1", lambda_rec: float = 100.0,
             lambda_gan: float = 1.0, lr: float = 2e-4, steps: int | None = None,
+            extra_loss: losses.LossFn | None = None, extra_weight: float = 1.0, extra_name: str = "G_extra",
             device: torch.device | str = "cpu") -> Pix2Pix:
     """Chapter 4's pix2pix: a U-Net generator (``depth`` levels, ``ngf`` first width, ``skip`` connections
     or not, transposed or resize-convolutions to ``upsample``) against a PatchGAN of receptive field
     ``field`` that sees input and output side by side, trained with ``lambda_gan`` times the GAN loss
-    (0: the reconstruction loss alone) plus ``lambda_rec`` times the ``rec`` loss. The notebook and
-    ``train pix2pix`` both build it here."""
+    (0: the reconstruction loss alone) plus ``lambda_rec`` times the ``rec`` loss, plus ``extra_weight``
+    times ``extra_loss(output, target)`` where one is given (chapter 5's KL term, logged as
+    ``extra_name``). The notebook and ``train pix2pix`` both build it here."""
     G = UNetGenerator(in_channels, out_channels, depth=depth, ngf=ngf, skip=skip, upsample=upsample)
     D = patchgan(field, in_channels=in_channels + out_channels, ndf=ndf)
-    return Pix2Pix(G, D, lr=lr, rec=rec, lambda_rec=lambda_rec, lambda_gan=lambda_gan, device=device, steps=steps)
+    return Pix2Pix(G, D, lr=lr, rec=rec, lambda_rec=lambda_rec, lambda_gan=lambda_gan, device=device, steps=steps,
+                   extra_loss=extra_loss, extra_weight=extra_weight, extra_name=extra_name)
 
 
 def _pix2pix_build(P: Settings, device: torch.device) -> tuple[Pix2Pix, nn.Module]:
@@ -195,39 +245,91 @@ def _pix2pix_build(P: Settings, device: torch.device) -> tuple[Pix2Pix, nn.Modul
     return gan, gan.G
 
 
-def _pix2pix_dataset(data: str, P: Settings) -> AlignedDataset:
+def _pairs(data: str, P: Settings) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The A|B images of ``DIR/train/`` (the reference layout) or of ``DIR`` itself, in ``P['direction']``."""
     if P["direction"] not in ("AtoB", "BtoA"):
-        raise ValueError(f"pix2pix: direction must be 'AtoB' or 'BtoA', got {P['direction']!r}")
+        raise ValueError(f"{P['experiment']}: direction must be 'AtoB' or 'BtoA', got {P['direction']!r}")
     folder = _folder(data)
     pairs = read_pairs(folder / "train" if (folder / "train").is_dir() else folder)
-    if P["direction"] == "BtoA":
-        pairs = [(b, a) for a, b in pairs]
-    return AlignedDataset(pairs, P["size"], load_size=P["load_size"])
+    return [(b, a) for a, b in pairs] if P["direction"] == "BtoA" else list(pairs)
+
+
+def _pix2pix_dataset(data: str, P: Settings) -> AlignedDataset:
+    """The pairs of ``data`` (:func:`_pairs`), resized to ``load_size`` and cropped to ``size`` at random."""
+    return AlignedDataset(_pairs(data, P), P["size"], load_size=P["load_size"])
 
 
 PIX2PIX = Experiment(
-    name="pix2pix", chapter="04_pix2pix", profiles=PIX2PIX_PROFILES, model=_pix2pix_model,
+    name="pix2pix", chapter="04_pix2pix", profiles=PIX2PIX_PROFILES, options=PIX2PIX_OPTIONS, model=_pix2pix_model,
     network=UNetGenerator, weights="G", reverse=None, build=_pix2pix_build, dataset=_pix2pix_dataset,
     inputs=lambda item: item["A"], translator=_translate_tanh, apply=_apply_tiled)
+
+
+# ----------------------------------------------------------------------------------------------
+# pix2pix with a KL term (chapter 5)
+# ----------------------------------------------------------------------------------------------
+
+#: Chapter 5's training settings (its settings cell reads them), as pix2pix's: ``size`` is the side
+#: both images of a pair are resized to (no crop, as chapter 5's base arm).
+KL_PIX2PIX_PROFILES = {
+    "smoke": dict(size=64, depth=6, ngf=4, ndf=4, batch=2, steps=4),
+    "cpu": dict(size=64, depth=6, ngf=16, ndf=16, batch=4, steps=1000),
+    "gpu": dict(size=128, depth=7, ngf=32, ndf=32, batch=4, steps=1500),
+    "full": dict(size=256, depth=8, ngf=64, ndf=64, batch=1, steps=175_000),
+}
+#: What the command line adds: ``beta``, the weight of the KL term (chapter 5's "+ KL" arms: 0.2);
+#: ``direction`` as pix2pix's; ``eval_every``: how often a sample grid is saved.
+KL_PIX2PIX_OPTIONS = {
+    "smoke": dict(beta=0.2, direction="AtoB", eval_every=2),
+    "cpu": dict(beta=0.2, direction="AtoB", eval_every=250),
+    "gpu": dict(beta=0.2, direction="AtoB", eval_every=500),
+    "full": dict(beta=0.2, direction="AtoB", eval_every=10_000),
+}
+
+
+def _kl_pix2pix_model(P: Settings) -> dict[str, Any]:
+    return _pix2pix_model({**P, "upsample": "transpose"})
+
+
+def _kl_pix2pix_build(P: Settings, device: torch.device) -> tuple[Pix2Pix, nn.Module]:
+    gan = pix2pix(P["depth"], P["ngf"], P["ndf"], steps=P["steps"], extra_loss=losses.kl_loss,
+                  extra_weight=P["beta"], extra_name="G_KL", device=device)
+    return gan, gan.G
+
+
+def _kl_pix2pix_dataset(data: str, P: Settings) -> AlignedDataset:
+    """The pairs of ``data`` (:func:`_pairs`), resized to ``size`` (nearest neighbour for A, a label map)."""
+    return AlignedDataset(_pairs(data, P), P["size"], transform=JointResize(P["size"]))
+
+
+KL_PIX2PIX = Experiment(
+    name="kl-pix2pix", chapter="05_kl_pix2pix", profiles=KL_PIX2PIX_PROFILES, options=KL_PIX2PIX_OPTIONS,
+    model=_kl_pix2pix_model, network=UNetGenerator, weights="G", reverse=None, build=_kl_pix2pix_build,
+    dataset=_kl_pix2pix_dataset, inputs=lambda item: item["A"], translator=_translate_tanh, apply=_apply_tiled)
 
 
 # ----------------------------------------------------------------------------------------------
 # CycleGAN (chapter 6)
 # ----------------------------------------------------------------------------------------------
 
-#: Chapter 6's sizes. ``size``/``load_size`` as pix2pix's (a multiple of 4); ``ngf``/``blocks``: the
-#: ResNet generators' first width and residual blocks (the paper: 64 and 9 at 256 px); ``ndf``: the
-#: 70x70 PatchGANs' first width; ``lambda_cyc``, ``lambda_idt`` (a fraction of it), ``pool``: the paper's.
+#: Chapter 6's training settings (its settings cell reads them; its paired baseline trains at them
+#: too). ``size``: crop side, a multiple of 4; ``ngf``/``blocks``: the ResNet generators' first width
+#: and residual blocks (the paper: 64 and 9 at 256 px); ``ndf``: the 70x70 PatchGANs' first width.
 CYCLEGAN_PROFILES = {
-    "smoke": dict(size=32, load_size=36, ngf=4, blocks=1, ndf=4, batch=1, steps=4, eval_every=2, lr=2e-4,
-                  lambda_cyc=10.0, lambda_idt=0.5, pool=50),
-    "cpu": dict(size=64, load_size=72, ngf=16, blocks=3, ndf=16, batch=1, steps=1000, eval_every=250, lr=2e-4,
-                lambda_cyc=10.0, lambda_idt=0.5, pool=50),
-    "gpu": dict(size=96, load_size=108, ngf=32, blocks=6, ndf=64, batch=1, steps=5000, eval_every=1000, lr=2e-4,
-                lambda_cyc=10.0, lambda_idt=0.5, pool=50),
-    "full": dict(size=256, load_size=286, ngf=64, blocks=9, ndf=64, batch=1, steps=200_000, eval_every=10_000,
-                 lr=2e-4, lambda_cyc=10.0, lambda_idt=0.5, pool=50),
+    "smoke": dict(size=32, ngf=4, blocks=1, ndf=4, steps=4),
+    "cpu": dict(size=64, ngf=16, blocks=3, ndf=16, steps=1000),
+    "gpu": dict(size=96, ngf=32, blocks=6, ndf=64, steps=2000),
+    "full": dict(size=128, ngf=64, blocks=6, ndf=64, steps=20_000),
+}
+#: What the command line adds. ``load_size``: resize the shorter side first, 9/8 of ``size`` (the
+#: paper's 286 -> 256 jitter); ``batch``: 1, as chapter 6 and the paper; ``lambda_cyc``,
+#: ``lambda_idt`` (a fraction of it) and ``pool``: chapter 6's main run (no identity loss, its
+#: ablation's "+ identity loss (0.5)" arm is ``--set lambda_idt=0.5``).
+CYCLEGAN_OPTIONS = {
+    "smoke": dict(load_size=36, batch=1, eval_every=2, lr=2e-4, lambda_cyc=10.0, lambda_idt=0.0, pool=50),
+    "cpu": dict(load_size=72, batch=1, eval_every=250, lr=2e-4, lambda_cyc=10.0, lambda_idt=0.0, pool=50),
+    "gpu": dict(load_size=108, batch=1, eval_every=500, lr=2e-4, lambda_cyc=10.0, lambda_idt=0.0, pool=50),
+    "full": dict(load_size=144, batch=1, eval_every=5000, lr=2e-4, lambda_cyc=10.0, lambda_idt=0.0, pool=50),
 }
 
 
@@ -262,7 +364,7 @@ def _cyclegan_dataset(data: str, P: Settings) -> UnalignedDataset:
 
 
 CYCLEGAN = Experiment(
-    name="cyclegan", chapter="06_cyclegan", profiles=CYCLEGAN_PROFILES, model=_cyclegan_model,
+    name="cyclegan", chapter="06_cyclegan", profiles=CYCLEGAN_PROFILES, options=CYCLEGAN_OPTIONS, model=_cyclegan_model,
     network=ResnetGenerator, weights="G", reverse="F", build=_cyclegan_build, dataset=_cyclegan_dataset,
     inputs=lambda item: item["A"], translator=_translate_tanh, apply=_apply_tiled)
 
@@ -271,21 +373,25 @@ CYCLEGAN = Experiment(
 # SRCNN (chapter 3)
 # ----------------------------------------------------------------------------------------------
 
-#: Chapter 3's sizes. ``size``: the training patch (33, the paper's), ``scale``: the upscaling factor;
-#: ``patches``: how many patches are cut from the photos; ``n1``/``n2``: the 9-5-5 network's widths;
-#: ``residual``/``init_std``: chapter 3's skip connection and default initialisation (cpu) or the
-#: paper's network (gpu, full); ``loss``: a name of :data:`i2icourse.losses.LOSSES`; ``lr_drop_at``:
-#: the step from which the learning rate is divided by 10 (None: never).
+#: Chapter 3's training settings (its settings cell reads them). ``patches``: how many patches are
+#: cut from the photos; ``lr_drop_at``: the step from which the learning rate is divided by 10 (None:
+#: never); ``residual``/``init_std``: chapter 3's skip connection and default initialisation (smoke,
+#: cpu) or the paper's network (gpu, full).
 SRCNN_PROFILES = {
-    "smoke": dict(size=33, scale=4, patches=64, n1=8, n2=4, residual=True, init_std=None, loss="l2", batch=8,
-                  steps=4, eval_every=2, lr=1e-3, lr_drop_at=None),
-    "cpu": dict(size=33, scale=4, patches=64_000, n1=64, n2=32, residual=True, init_std=None, loss="l2", batch=32,
-                steps=2000, eval_every=250, lr=1e-3, lr_drop_at=1600),
-    "gpu": dict(size=33, scale=4, patches=200_000, n1=64, n2=32, residual=False, init_std=1e-3, loss="l2",
-                batch=128, steps=8000, eval_every=2000, lr=1e-3, lr_drop_at=6400),
-    "full": dict(size=33, scale=4, patches=1_000_000, n1=64, n2=32, residual=False, init_std=1e-3, loss="l2",
-                 batch=128, steps=150_000, eval_every=5000, lr=1e-3, lr_drop_at=120_000),
+    "smoke": dict(patches=512, steps=12, batch=16, lr=1e-3, lr_drop_at=10, residual=True, init_std=None,
+                  eval_every=12),
+    "cpu": dict(patches=64_000, steps=2000, batch=32, lr=1e-3, lr_drop_at=1600, residual=True, init_std=None,
+                eval_every=250),
+    "gpu": dict(patches=200_000, steps=8000, batch=128, lr=1e-3, lr_drop_at=6400, residual=False, init_std=1e-3,
+                eval_every=2000),
+    "full": dict(patches=1_000_000, steps=150_000, batch=128, lr=1e-3, lr_drop_at=120_000, residual=False,
+                 init_std=1e-3, eval_every=5000),
 }
+#: What the command line adds, the same in every profile: ``size``, the training patch (33, the
+#: paper's, chapter 3's ``PATCH``), ``scale``, the upscaling factor (chapter 3's ``SCALE``);
+#: ``n1``/``n2``: the 9-5-5 network's widths (the paper's); ``loss``: a name of
+#: :data:`i2icourse.losses.LOSSES` (chapter 3 trains one network per loss; l2 is the paper's).
+SRCNN_OPTIONS = {name: dict(size=33, scale=4, n1=64, n2=32, loss="l2") for name in runtime.PROFILES}
 
 
 def _srcnn_model(P: Settings) -> dict[str, Any]:
@@ -326,10 +432,10 @@ def _srcnn_apply(net: nn.Module, image: torch.Tensor, P: Settings, tile: int, ov
 
 
 SRCNN_EXPERIMENT = Experiment(
-    name="srcnn", chapter="03_srcnn", profiles=SRCNN_PROFILES, model=_srcnn_model,
+    name="srcnn", chapter="03_srcnn", profiles=SRCNN_PROFILES, options=SRCNN_OPTIONS, model=_srcnn_model,
     network=SRCNN, weights="net", reverse=None, build=_srcnn_build, dataset=_srcnn_dataset,
     inputs=lambda item: item[0], translator=_translate_y, apply=_srcnn_apply)
 
 
 #: The experiments by name, for ``python -m i2icourse train NAME``.
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (PIX2PIX, CYCLEGAN, SRCNN_EXPERIMENT)}
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (PIX2PIX, KL_PIX2PIX, CYCLEGAN, SRCNN_EXPERIMENT)}

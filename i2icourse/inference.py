@@ -4,11 +4,14 @@ Every chapter that measures or shows a network's outputs does the same four thin
 eval mode (dropout off, batch norm on its running statistics), stop recording gradients, feed the
 images in chunks that fit in memory, and restore the mode it had, also when a chunk fails, so that
 training can go on. :func:`evaluating` is the first, second and fourth; :func:`predict` adds the
-chunks::
+chunks; :func:`translate` is the course's one way to run an image-to-image network on images in
+[0, 1] -- a tanh generator's [-1, 1] range included -- used by the recipes, the command line and the
+chapters alike::
 
     with inference.evaluating(net):
         y = net(x)
     y = inference.predict(net, images, batch_size=32)            # (N, ...) on the CPU
+    y = inference.translate(G, images)                           # a tanh generator: [0, 1] in and out
 
 Imports only torch, so every layer of the package may use it (the models themselves stay torch-only).
 """
@@ -64,3 +67,21 @@ def predict(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_
     chunks = [x[i:i + batch_size] for i in range(0, len(x), batch_size)] or [x]
     with evaluating(net):
         return torch.cat([fn(chunk.to(device)).cpu() for chunk in chunks])
+
+
+def translate(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int = 16,
+              signed: bool = True) -> torch.Tensor:
+    """``net``'s outputs in [0, 1] for images ``x`` in [0, 1], (C, H, W) or (N, C, H, W), by :func:`predict`.
+
+    ``signed``: ``net`` works in [-1, 1], the range of a tanh generator (pix2pix's, CycleGAN's): the
+    images are mapped there (``2 x - 1``, :func:`i2icourse.io.to_signed`) and the outputs back
+    (``(y + 1) / 2``, clamped to [0, 1]: :func:`i2icourse.io.from_signed`). ``signed=False``: the
+    images go in and the outputs come out as they are. Always in float32, whatever precision the
+    network was trained in: a measurement does not depend on how the training computed.
+    """
+    def run(chunk: torch.Tensor) -> torch.Tensor:
+        return ((net(chunk * 2 - 1) + 1) / 2).clamp(0, 1) if signed else net(chunk)
+
+    batch = x if x.dim() == 4 else x.unsqueeze(0)
+    out = predict(net, batch, batch_size, fn=run)
+    return out if x.dim() == 4 else out[0]

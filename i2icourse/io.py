@@ -7,6 +7,7 @@ This module imports nothing else of the package.
 """
 from __future__ import annotations
 
+import operator
 import warnings
 from pathlib import Path
 from typing import Literal, Sequence
@@ -132,6 +133,15 @@ def load_image(path: str | Path, mode: Mode = "rgb") -> torch.Tensor:
         raise ImageError(f"{path}: more pixels than PIL's limit against decompression bombs ({e}). Resize "
                          "the file first (a few thousand pixels a side is plenty here), or, if you trust it, "
                          "raise PIL.Image.MAX_IMAGE_PIXELS before loading it") from None
+    except ImageError:
+        raise  # our own checks of what was read: already named
+    except ValueError as e:  # PIL's limits on compressed metadata (PNG zTXt, iTXt, iCCP chunks), and the like
+        if "MAX_TEXT" in str(e):
+            raise ImageError(f"{path}: a compressed text or colour-profile chunk unpacks to more than PIL's "
+                             f"limit against decompression bombs ({e}). Save the pixels to a new file without "
+                             "the metadata, or, if you trust it, raise PIL.PngImagePlugin.MAX_TEXT_CHUNK "
+                             "(and MAX_TEXT_MEMORY) before loading it") from None
+        raise ImageError(f"{path}: PIL cannot read this image ({e})") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not a readable image (corrupt, or not an image format PIL knows)") from None
     except OSError as e:
@@ -315,8 +325,21 @@ def resize(x: torch.Tensor, size: int | tuple[int, int] | None = None, scale: fl
     return y if batched else y[0]
 
 
+def _window(size: int | tuple[int, int], fn: str) -> tuple[int, int]:
+    """``size`` (one side, or (height, width)) as (h, w); a ValueError unless both are positive integers."""
+    sides = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    try:
+        h, w = (operator.index(side) for side in sides)   # ints and NumPy ints; a float is refused
+    except (TypeError, ValueError):
+        raise ValueError(f"{fn}: give one side or (height, width) as whole numbers, got {size!r}") from None
+    if h < 1 or w < 1 or any(isinstance(side, bool) for side in sides):
+        raise ValueError(f"{fn}: window sides must be positive integers, got {size!r}")
+    return h, w
+
+
 def crop(x: torch.Tensor, top: int, left: int, height: int, width: int) -> torch.Tensor:
     """The (height, width) window at (top, left), with an error if it does not fit inside the image."""
+    _window((height, width), "crop")
     H, W = x.shape[-2:]
     if top < 0 or left < 0 or top + height > H or left + width > W:
         raise ImageError(f"crop: window {height}x{width} at ({top}, {left}) does not fit in a {H}x{W} image")
@@ -325,7 +348,7 @@ def crop(x: torch.Tensor, top: int, left: int, height: int, width: int) -> torch
 
 def center_crop(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     """The central ``size`` window of the image."""
-    h, w = (size, size) if isinstance(size, int) else size
+    h, w = _window(size, "center_crop")
     H, W = x.shape[-2:]
     return crop(x, (H - h) // 2, (W - w) // 2, h, w)
 
@@ -333,7 +356,7 @@ def center_crop(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
 def random_crop_box(image_hw: tuple[int, int], size: int | tuple[int, int],
                     generator: torch.Generator | None = None) -> tuple[int, int, int, int]:
     """A random (top, left, height, width) window; apply it with :func:`crop` to several images at once."""
-    h, w = (size, size) if isinstance(size, int) else size
+    h, w = _window(size, "random_crop_box")
     H, W = image_hw
     if h > H or w > W:
         raise ImageError(f"random crop of {h}x{w} is larger than the {H}x{W} image")
@@ -344,10 +367,17 @@ def random_crop_box(image_hw: tuple[int, int], size: int | tuple[int, int],
 
 def crop_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Crop the bottom/right edge so that height and width are multiples of ``multiple`` (SR convention)."""
+    if isinstance(multiple, bool) or not hasattr(multiple, "__index__") or multiple < 1:
+        raise ValueError(f"crop_to_multiple: multiple must be a positive integer, got {multiple!r}")
     H, W = x.shape[-2:]
     return x[..., : H - H % multiple, : W - W % multiple]
 
 
 def shave(x: torch.Tensor, border: int) -> torch.Tensor:
     """Drop ``border`` pixels on every side (SR evaluation ignores the border of ``scale`` pixels)."""
-    return x[..., border:x.shape[-2] - border, border:x.shape[-1] - border] if border else x
+    if isinstance(border, bool) or not hasattr(border, "__index__") or border < 0:
+        raise ValueError(f"shave: border must be a whole number of pixels, 0 or more, got {border!r}")
+    H, W = x.shape[-2:]
+    if 2 * border >= min(H, W):
+        raise ImageError(f"shave: a border of {border} pixels leaves nothing of a {H}x{W} image")
+    return x[..., border:H - border, border:W - border] if border else x

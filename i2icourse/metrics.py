@@ -31,6 +31,7 @@ This module imports only torch and the image checks of :mod:`i2icourse.io`.
 """
 from __future__ import annotations
 
+import math
 from typing import Literal, Sequence
 
 import torch
@@ -128,7 +129,16 @@ def _local_stats(x: torch.Tensor, y: torch.Tensor, win: torch.Tensor, pad: bool
     return mx + a, my + b, mxx - mx * mx, myy - my * my, mxy - mx * my
 
 
+def _check_data_range(data_range: float, fn: str) -> None:
+    """Refuse a ``data_range`` (the span of the pixel values) that is not a positive, finite number."""
+    value = float(data_range)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{fn}: data_range must be a positive, finite number (the span of the pixel values: "
+                         f"1 for images in [0, 1], 255 for 0..255), got {data_range!r}")
+
+
 def _ssim_constants(data_range: float, K: Sequence[float]) -> tuple[float, float]:
+    _check_data_range(data_range, "ssim")
     return (K[0] * data_range) ** 2, (K[1] * data_range) ** 2
 
 
@@ -151,6 +161,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
 
     Identical images give ``inf``. Symmetric in x and y.
     """
+    _check_data_range(data_range, "psnr")
     xb, yb, batched = _pair(x, y, "psnr")
     mse = (xb - yb).pow(2).flatten(1).mean(1)
     return _unbatch(10 * torch.log10(data_range ** 2 / mse), batched)
@@ -199,6 +210,7 @@ def ssim_components(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, *
     C3 = C2 / 2 the product of the last two simplifies to (2 sigma_xy + C2) / (sigma_x^2 + sigma_y^2 + C2)).
     Meant for looking at; for training use :func:`ssim`, whose gradient has no square roots.
     """
+    _check_data_range(data_range, "ssim_components")
     xb, yb, batched = _pair(x, y, "ssim_components", win_size, " (the size of the SSIM window)")
     win = gaussian_window(win_size, sigma, xb.device, xb.dtype)
     c1, c2 = _ssim_constants(data_range, K)
@@ -231,6 +243,9 @@ def ms_ssim_weights(weights: Weights) -> tuple[float, ...]:
     weights = tuple(float(w) for w in weights)
     if not weights:
         raise ValueError("ms_ssim: weights must name at least one scale")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
+        raise ValueError(f"ms_ssim: weights must be finite and non-negative, and not all zero (they are the "
+                         f"exponents of the scales), got {weights}")
     return weights
 
 
@@ -264,6 +279,7 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, weights: 
     while just above 0 the gradient of t**w, w t**(w-1), explodes.
     Colour images are scored per channel and averaged.
     """
+    _check_data_range(data_range, "ms_ssim")
     scales = len(ms_ssim_weights(weights))
     xb, yb, batched = _pair(x, y, "ms_ssim", 2 ** scales + 1,
                             f" ({scales} scales need 3x3 pixels at the coarsest; use fewer weights for "

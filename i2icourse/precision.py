@@ -22,7 +22,8 @@ bit-identical to a step written without any of this.
 
 :func:`policy` gives a device's default, or the precision asked for by name (argument or the
 environment variable ``I2I_PRECISION``: ``auto``, ``fp32``, ``bf16``, ``fp16``). A recipe's step
-uses the :class:`Precision` it gets like this::
+uses the :class:`Precision` it gets like this (the last three calls are the recipes' one optimiser
+update, :meth:`i2icourse.recipes.base.Recipe.update`, and :meth:`~i2icourse.recipes.base.Recipe.finish_step`)::
 
     with precision.autocast():                     # forward passes in 16 bits where it pays
         pred = model(precision.to_input(x))

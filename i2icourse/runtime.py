@@ -12,12 +12,15 @@ Without ``I2I_PROFILE`` the profile is ``gpu`` when CUDA is available, else ``cp
 A notebook states its sizes once, per profile, with :func:`settings`, and never branches on the
 profile elsewhere. ``I2I_SETTINGS`` changes single values of the active profile without editing the
 notebook, e.g. ``I2I_SETTINGS="steps=20000; train=('CBSD68',)"`` (Python literals, ``;`` between them).
+Its values are bounded: at most ``MAX_SETTINGS_CHARS`` (2,000) characters in all, literals nested at
+most ``MAX_SETTINGS_DEPTH`` (16) deep, and finite numbers only (``1e999`` is infinity: refused).
 
 This module imports nothing else of the package.
 """
 from __future__ import annotations
 
 import ast
+import math
 import os
 import random
 from pathlib import Path
@@ -74,20 +77,48 @@ def _check_type(key: str, value: Any, examples: list[Any]) -> None:
                      f"to a {names} ({shown}); write it as they do")
 
 
+MAX_SETTINGS_CHARS = 2_000  #: the longest ``I2I_SETTINGS`` read; Python's parser overflows on some longer texts
+MAX_SETTINGS_DEPTH = 16     #: how deeply a value's literals may nest (``((1,),)`` is 3 deep)
+
+
 def overrides(keys: set[str] | None = None) -> dict[str, Any]:
     """The values set by ``I2I_SETTINGS`` (``"key=literal; key=literal"``); unknown keys are refused."""
     found: dict[str, Any] = {}
-    for item in filter(None, (part.strip() for part in os.environ.get("I2I_SETTINGS", "").split(";"))):
+    settings_text = os.environ.get("I2I_SETTINGS", "")
+    if len(settings_text) > MAX_SETTINGS_CHARS:
+        raise ValueError(f"I2I_SETTINGS: {len(settings_text)} characters, more than the {MAX_SETTINGS_CHARS} "
+                         "allowed; set a few values, not a program")
+    for item in filter(None, (part.strip() for part in settings_text.split(";"))):
         key, sep, text = (t.strip() for t in item.partition("="))
         if not sep:
             raise ValueError(f"I2I_SETTINGS: {item!r} is not key=value")
         if keys is not None and key not in keys:
             raise ValueError(f"I2I_SETTINGS: {key!r} is not a setting here; choose from {', '.join(sorted(keys))}")
-        try:
-            found[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            raise ValueError(f"I2I_SETTINGS: the value of {key!r}, {text!r}, is not a Python literal") from None
+        found[key] = _literal(key, text)
     return found
+
+
+def _literal(key: str, text: str) -> Any:
+    """The Python literal ``text``, checked for depth and finite numbers before it is evaluated."""
+    not_literal = f"I2I_SETTINGS: the value of {key!r}, {text!r}, is not a Python literal"
+    try:
+        tree = ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        raise ValueError(not_literal) from None
+    stack = [(tree.body, 1)]
+    while stack:  # iterative: a recursive walk is what deep nesting would overflow
+        node, depth = stack.pop()
+        if depth > MAX_SETTINGS_DEPTH:
+            raise ValueError(f"I2I_SETTINGS: the value of {key!r} nests deeper than {MAX_SETTINGS_DEPTH} levels")
+        if isinstance(node, ast.Constant) and isinstance(node.value, (float, complex)) \
+                and not all(math.isfinite(v) for v in (node.value.real, node.value.imag)):
+            raise ValueError(f"I2I_SETTINGS: the value of {key!r}, {text!r}, is not a finite number "
+                             f"({node.value!r}); settings take finite numbers only")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    try:
+        return ast.literal_eval(tree)
+    except (ValueError, SyntaxError, TypeError):
+        raise ValueError(not_literal) from None
 
 
 def device(prefer: str | None = None) -> torch.device:

@@ -54,13 +54,13 @@ def test_help_lists_the_commands():
 def test_pix2pix_trains_resumes_and_applies_at_any_size(tmp_path, checkpoints, capsys):
     data = tmp_path / "pairs"
     write_pairs(list(zip(random_images(4, 40, 40, 0), random_images(4, 40, 40, 1))), data / "train")
-    command = ["train", "pix2pix", "--data", str(data), *SMOKE]  # smoke: 32 px crops, evaluations every 2 steps
+    command = ["train", "pix2pix", "--data", str(data), *SMOKE]  # smoke: 64 px crops, evaluations every 3 steps
     assert cli.main([*command, "--steps", "4"]) == 0
-    checkpoint = checkpoints / "smoke" / "cli" / "pix2pix_pairs.pt"
-    samples = checkpoint.with_name("pix2pix_pairs_samples")
-    assert sorted(p.name for p in samples.iterdir()) == ["step0000002.png", "step0000004.png"]
+    (checkpoint,) = (checkpoints / "smoke" / "cli").glob("pix2pix_pairs_*.pt")  # the folder's name and digest
+    samples = checkpoint.with_name(checkpoint.stem + "_samples")
+    assert sorted(p.name for p in samples.iterdir()) == ["step0000003.png", "step0000004.png"]
     grid = io.load_image(samples / "step0000004.png")
-    assert grid.shape == (3, 2 * 32 + 3 * 2, 4 * 32 + 5 * 2)  # inputs above outputs, four of each
+    assert grid.shape == (3, 2 * 64 + 3 * 2, 4 * 64 + 5 * 2)  # inputs above outputs, four of each
 
     for old in samples.iterdir():
         old.unlink()
@@ -69,8 +69,9 @@ def test_pix2pix_trains_resumes_and_applies_at_any_size(tmp_path, checkpoints, c
     state = train.load_checkpoint(checkpoint, {}, restore_rng=False)
     assert state["step"] == 8
     recorded = state["extra"]["record"]["settings"]
-    assert (recorded["experiment"], recorded["direction"], recorded["size"]) == ("pix2pix", "AtoB", 32)
-    assert recorded["model"] == {"in_channels": 3, "out_channels": 3, "depth": 5, "ngf": 4, "upsample": "transpose"}
+    assert (recorded["experiment"], recorded["direction"], recorded["size"]) == ("pix2pix", "AtoB", 64)
+    assert recorded["model"] == {"in_channels": 3, "out_channels": 3, "depth": 6, "ngf": 4, "upsample": "transpose"}
+    assert recorded["data"] == {"path": str(data.resolve()), "files": experiments.files_digest(data)}
     capsys.readouterr()
 
     out = apply(capsys, str(checkpoint), str(photo(tmp_path / "phone.jpg")), "--out", str(tmp_path / "out"))
@@ -185,3 +186,117 @@ def test_the_notebook_and_the_command_line_build_an_experiment_through_one_funct
     # the generator the command line rebuilds for `apply` is the one the builder trained
     fresh = experiments.generator(experiments.settings(E, "smoke"))
     assert [p.shape for p in fresh.parameters()] == [p.shape for p in net.parameters()]
+
+
+def test_kl_pix2pix_trains_on_pairs_and_applies(tmp_path, capsys):
+    data = tmp_path / "labels"
+    write_pairs(list(zip(random_images(3, 48, 48, 7), random_images(3, 48, 48, 8))), data)
+    checkpoint = tmp_path / "kl.pt"
+    assert cli.main(["train", "kl-pix2pix", "--data", str(data), *SMOKE, "--steps", "2",
+                     "--checkpoint", str(checkpoint)]) == 0
+    state = train.load_checkpoint(checkpoint, {}, restore_rng=False)
+    assert state["extra"]["record"]["settings"]["beta"] == 0.2
+    out = apply(capsys, str(checkpoint), str(photo(tmp_path / "map.png")), "--out", str(tmp_path / "out"))
+    assert "70x50 -> 70x50" in out
+
+
+def photo_folders(tmp_path: Path) -> tuple[Path, Path]:
+    """Two folders of the same name, ``a/photos`` and ``b/photos``, with other photos in each."""
+    folders = tmp_path / "a" / "photos", tmp_path / "b" / "photos"
+    for seed, folder in enumerate(folders):
+        for i, x in enumerate(random_images(2, 48, 40, 10 + seed)):
+            io.save_image(x, folder / f"{i}.png")
+    return folders
+
+
+def test_two_folders_of_one_name_are_two_runs_and_a_checkpoint_of_other_data_is_refused(tmp_path, checkpoints, capsys):
+    a, b = photo_folders(tmp_path)
+    for folder in (a, b):
+        assert cli.main(["train", "srcnn", "--data", str(folder), *SMOKE, "--steps", "2"]) == 0
+        assert "loaded" not in capsys.readouterr().out  # each trained, neither loaded the other's model
+    runs = sorted((checkpoints / "smoke" / "cli").glob("srcnn_photos_*.pt"))
+    assert len(runs) == 2
+    recorded = {train.load_checkpoint(r, {}, restore_rng=False)["extra"]["record"]["settings"]["data"]["path"]
+                for r in runs}
+    assert recorded == {str(a.resolve()), str(b.resolve())}
+
+    explicit = tmp_path / "mine.pt"
+    assert cli.main(["train", "srcnn", "--data", str(a), *SMOKE, "--steps", "2", "--checkpoint", str(explicit)]) == 0
+    before = explicit.read_bytes()
+    capsys.readouterr()
+    assert cli.main(["train", "srcnn", "--data", str(b), *SMOKE, "--steps", "4", "--checkpoint", str(explicit)]) == 1
+    error = capsys.readouterr().err
+    assert f"trained on {a.resolve()}" in error and f"not on {b.resolve()}" in error
+    assert len(error.strip().splitlines()) == 1 and explicit.read_bytes() == before
+
+    io.save_image(random_images(1, 48, 40, 20)[0], a / "2.png")  # the same folder with another photo
+    assert cli.main(["train", "srcnn", "--data", str(a), *SMOKE, "--steps", "4", "--checkpoint", str(explicit)]) == 1
+    assert "trained on" in capsys.readouterr().err
+
+
+def test_apply_keeps_outputs_of_one_name_apart_and_replaces_only_with_overwrite(tmp_path, capsys):
+    a, b = photo_folders(tmp_path)
+    checkpoint = tmp_path / "srcnn.pt"
+    assert cli.main(["train", "srcnn", "--data", str(a), *SMOKE, "--steps", "1", "--checkpoint", str(checkpoint)]) == 0
+    io.save_image(random_images(1, 20, 24, 30)[0], a / "0.jpg")        # the same stem as a/0.png
+    inputs = [str(a / "0.png"), str(b / "0.png"), str(a / "0.jpg")]
+    out = tmp_path / "out"
+    apply(capsys, str(checkpoint), *inputs, "--out", str(out))
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert written == ["a/photos/0_jpg_out.png", "a/photos/0_png_out.png", "b/photos/0_out.png"]
+    first = (out / "b" / "photos" / "0_out.png").read_bytes()
+    assert (out / "a" / "photos" / "0_png_out.png").read_bytes() != first  # two photos, two outputs
+
+    assert cli.main(["apply", str(checkpoint), *inputs, "--out", str(out), "--device", "cpu"]) == 1
+    error = capsys.readouterr().err
+    assert "exists already; pass --overwrite" in error and "(and 2 more)" in error
+    assert len(error.strip().splitlines()) == 1
+    apply(capsys, str(checkpoint), *inputs, "--out", str(out), "--overwrite")
+    assert (out / "b" / "photos" / "0_out.png").read_bytes() == first  # replaced by the same result
+
+    assert cli.main(["apply", str(checkpoint), inputs[0], inputs[0], "--out", str(tmp_path / "o2")]) == 1
+    assert "given twice" in capsys.readouterr().err
+    apply(capsys, str(checkpoint), inputs[1], "--out", str(tmp_path / "single"))   # one folder: no subfolders
+    assert (tmp_path / "single" / "0_out.png").is_file()
+
+
+def _bad_checkpoints(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Checkpoints that apply cannot use, each with a piece of the one-line error it must give."""
+    P = experiments.settings(experiments.PIX2PIX, "smoke")
+    net = UNetGenerator(**P["model"])
+
+    def with_settings(name: str, **changes) -> Path:
+        settings = {**P, **changes}
+        return train.save_checkpoint(tmp_path / f"{name}.pt", 1, {"G": net},
+                                     extra={"record": train.run_record({"G": net}, settings)})
+
+    good = with_settings("good")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    image = photo(tmp_path / "image.png").rename(tmp_path / "image.pt")
+    tensor = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), tensor)
+    no_settings = train.save_checkpoint(tmp_path / "no_settings.pt", 1, {"G": net}, extra={"record": {"x": 1}})
+    return {
+        "wrong model type": (with_settings("model_type", model="big"), "model='big' is a str, not a dict"),
+        "wrong size type": (with_settings("size_type", size="64"), "size='64' is a str, not an integer"),
+        "unknown experiment": (with_settings("experiment", experiment="pix3pix"), "unknown experiment 'pix3pix'"),
+        "unknown model argument": (with_settings("argument", model={**P["model"], "width": 3}),
+                                   "does not build a UNetGenerator"),
+        "weights of another shape": (with_settings("shapes", model={**P["model"], "ngf": 8}),
+                                     "the weights do not fit the recorded model"),
+        "truncated file": (truncated, "corrupted"),
+        "an image": (image, "corrupted"),
+        "a bare tensor": (tensor, "not a checkpoint of this course"),
+        "a record without settings": (no_settings, "record has no settings"),
+    }
+
+
+def test_apply_refuses_every_bad_checkpoint_record_in_one_line(tmp_path, capsys):
+    source = str(photo(tmp_path / "p.png"))
+    for what, (checkpoint, message) in _bad_checkpoints(tmp_path).items():
+        assert cli.main(["apply", str(checkpoint), source, "--out", str(tmp_path / "out")]) == 1, what
+        error = capsys.readouterr().err
+        assert message in error, (what, error)
+        assert len(error.strip().splitlines()) == 1 and "Traceback" not in error, (what, error)
+    assert not (tmp_path / "out").exists()

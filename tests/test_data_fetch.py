@@ -26,8 +26,10 @@ import pytest
 import torch
 
 from i2icourse import io
-from i2icourse.data import (REGISTRY, ChecksumError, DataError, DataUnavailableError, Dataset, UnsafeArchiveError,
-                            UnverifiedDownloadWarning, data_root, download, extract, fetch, get, image_files)
+from i2icourse.data import (REGISTRY, ArchiveLimits, ChecksumError, DataError, DataUnavailableError, Dataset,
+                            UnsafeArchiveError, UnverifiedDownloadWarning, data_root, download, extract, fetch, get,
+                            image_files)
+from i2icourse.data.registry import human_size
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path("/work/shared/data") if Path("/work/shared/data").is_dir() else REPO.parent / "shared" / "data"
@@ -51,6 +53,8 @@ class Server:
         self.ignore_range = False
         self.drop_after: dict[str, int] = {}  # path -> bytes sent before the connection drops (once)
         self.no_length: set[str] = set()  # paths sent without Content-Length: the body ends when the connection does
+        self.stream: dict[str, int] = {}  # path -> bytes of zeros made up as they are sent (no file in memory)
+        self.sent: dict[str, int] = {}  # path -> bytes of a stream actually sent before the client stopped
         self.base = ""
 
     def url(self, path: str) -> str:
@@ -61,6 +65,9 @@ def _handler(state: Server):
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
             state.requests.append((self.path, self.headers.get("Range")))
+            if self.path in state.stream:
+                self._stream(state.stream[self.path])
+                return
             body = state.files.get(self.path)
             if body is None:
                 self.send_error(404)
@@ -83,6 +90,20 @@ def _handler(state: Server):
             self.end_headers()
             cut = state.drop_after.pop(self.path, None)
             self.wfile.write(payload if cut is None else payload[:cut])
+
+        def _stream(self, total: int) -> None:
+            self.send_response(200)
+            if self.path not in state.no_length:
+                self.send_header("Content-Length", str(total))
+            self.end_headers()
+            block, sent = bytes(1 << 16), 0
+            try:
+                while sent < total:
+                    self.wfile.write(block[:total - sent])
+                    sent += min(len(block), total - sent)
+                    state.sent[self.path] = sent
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client stopped reading: what it did not take was never made
 
         def log_message(self, *args):
             pass
@@ -469,6 +490,98 @@ def test_a_zip_with_a_file_and_a_folder_of_the_same_name_gives_a_clear_error(tmp
 
 
 # ----------------------------------------------------------------------------------------------
+# Limits: archive bombs, deep trees, too many files, downloads longer than recorded
+# ----------------------------------------------------------------------------------------------
+
+def _deflated_zip(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+ZEROS = {"bomb/zeros.bin": bytes(8 << 20)}   # 8 MiB of zeros: a few KiB packed, over 200 times smaller
+
+
+@pytest.mark.parametrize("build", [_deflated_zip, make_tar], ids=["zip", "tar.gz"])
+def test_an_archive_bomb_is_refused_by_its_ratio(tmp_path, build):
+    archive = build(tmp_path / "bomb.archive", ZEROS)
+    assert archive.stat().st_size < 40_000
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(UnsafeArchiveError, match=r"bomb\.archive: unpacks to more than .* \(200 times the "
+                                                 r"archive's size of .*\); refused as a decompression bomb"):
+        extract(archive, work / "target")
+    assert tree(work) == set()   # no target, no staging folder, no lock file
+
+
+def test_the_recorded_size_sets_the_unpacked_cap(tmp_path):
+    archive = make_tar(tmp_path / "toy.tar.gz", {**toy_files(), "toy/padding.bin": bytes(3 << 20)})
+    packed = archive.stat().st_size
+    with pytest.raises(UnsafeArchiveError, match=rf"200 times the archive's recorded size of {human_size(packed)}\)"):
+        extract(archive, tmp_path / "small", toy(size=packed))
+    assert extract(archive, tmp_path / "large", toy(size=100 << 20)) == tmp_path / "large" / "toy"
+
+
+@pytest.mark.parametrize("build", [make_zip, make_tar], ids=["zip", "tar.gz"])
+def test_the_absolute_cap_holds_whatever_the_ratio(tmp_path, build):
+    archive = build(tmp_path / "big.archive", {"big/noise.bin": os.urandom(3000)})   # incompressible
+    with pytest.raises(UnsafeArchiveError, match=r"big\.archive: unpacks to more than 1000 B \(the limit for "
+                                                 r"any archive\); refused: no dataset is so large"):
+        extract(archive, tmp_path / "target", limits=ArchiveLimits(max_bytes=1000))
+    assert extract(archive, tmp_path / "ok", limits=ArchiveLimits(max_bytes=3000)) == tmp_path / "ok"
+
+
+@pytest.mark.parametrize("build", [make_zip, make_tar], ids=["zip", "tar.gz"])
+def test_an_archive_with_too_many_members_is_refused(tmp_path, build):
+    archive = build(tmp_path / "many.archive", {f"many/{i}.txt": b"x" for i in range(8)})
+    with pytest.raises(UnsafeArchiveError, match=r"many\.archive: more than 5 files and folders"):
+        extract(archive, tmp_path / "target", limits=ArchiveLimits(max_members=5))
+    assert not (tmp_path / "target").exists()
+    # the unpacked tree is counted again, with its folders: 8 files and the folder many/
+    assert extract(archive, tmp_path / "ok", limits=ArchiveLimits(max_members=9)) == tmp_path / "ok"
+
+
+@pytest.mark.parametrize("depth", [1_200, 10_000])
+@pytest.mark.parametrize("build", [_zip_with, _tar_with], ids=["zip", "tar"])
+def test_a_deep_tree_is_refused_by_name_not_by_recursion_error(tmp_path, build, depth):
+    archive = build(tmp_path / "deep.archive", [OK, ("d/" * depth + "f.txt", "file", "x")])
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(UnsafeArchiveError, match=rf"deep\.archive: member 'd/d/.*/f\.txt' lies {depth + 1} folders "
+                                                 "deep, more than the 32 allowed"):
+        extract(archive, work / "target")
+    assert tree(work) == set()
+
+
+def test_a_deep_tree_made_by_a_rar_tool_is_refused_and_removed(tmp_path, monkeypatch):
+    archive = tmp_path / "deep.rar"
+    archive.write_bytes(b"Rar!\x1a\x07\x01\x00" + b"\x00" * 32)
+    _fake_tool(tmp_path / "deep", f'/bin/mkdir -p "$5/{"d/" * 1_200}"\n')   # deeper than os.walk and rmtree recurse
+    monkeypatch.setenv("PATH", str(tmp_path / "deep"))
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(UnsafeArchiveError, match="deep.rar: member 'd/d/.*' lies 33 folders deep"):
+        extract(archive, work / "target")
+    assert tree(work) == set()   # the staging folder, 1,200 levels deep, is gone too
+
+
+@pytest.mark.parametrize("announced", [False, True], ids=["streamed", "announced"])
+def test_a_download_longer_than_recorded_is_stopped_at_once(server, tmp_path, announced):
+    server.stream["/big.tar.gz"] = 200 << 20   # 200 MiB, made up as they are sent
+    if not announced:
+        server.no_length.add("/big.tar.gz")
+    entry = toy(urls=[server.url("/big.tar.gz")], filename="big.tar.gz", size=300_000)
+    what = "the server announces 209715200 bytes" if announced else "more than 300000 bytes came"
+    with pytest.raises(ChecksumError, match=rf"big\.tar\.gz: {what} from {server.url('/big.tar.gz')}, but its "
+                                            "recorded size is 300000 bytes.*stopped and deleted"):
+        fetch(entry, progress=False)
+    downloads = tmp_path / "cache" / "downloads"
+    assert not (downloads / "big.tar.gz").exists() and not (downloads / "big.tar.gz.part").exists()
+    assert server.sent.get("/big.tar.gz", 0) < 32 << 20   # far fewer than 200 MiB left the server
+
+
+# ----------------------------------------------------------------------------------------------
 # Two processes at once
 # ----------------------------------------------------------------------------------------------
 
@@ -541,9 +654,9 @@ def test_only_staging_folders_of_processes_that_are_gone_are_removed(tmp_path):
 LOCK_HOLDER = r"""
 import importlib, sys, time
 from pathlib import Path
-fetch_module = importlib.import_module("i2icourse.data.fetch")
+locks = importlib.import_module("i2icourse.data.locks")
 target, method, held, seconds = sys.argv[1:]
-with fetch_module._dataset_lock(Path(target), method=method):
+with locks.dataset_lock(Path(target), method=method):
     Path(held).touch()
     time.sleep(float(seconds))
     Path(held).write_text(repr(time.time()))  # the moment just before the lock is let go
@@ -563,11 +676,11 @@ def _hold_lock(tmp_path: Path, method: str, seconds: float) -> tuple[subprocess.
 
 @pytest.mark.parametrize("method", ["flock", "pidfile"])
 def test_the_dataset_lock_waits_for_its_holder(tmp_path, method):
-    fetch_module = importlib.import_module("i2icourse.data.fetch")
-    if method == "flock" and not fetch_module.HAVE_FLOCK:
+    locks = importlib.import_module("i2icourse.data.locks")
+    if method == "flock" and not locks.HAVE_FLOCK:
         pytest.skip("no fcntl.flock on this system")
     holder, held = _hold_lock(tmp_path, method, seconds=1.0)
-    with fetch_module._dataset_lock(tmp_path / "toy", method=method):
+    with locks.dataset_lock(tmp_path / "toy", method=method):
         got = time.time()
     assert holder.wait(timeout=60) == 0
     assert got >= float(held.read_text())
@@ -576,8 +689,8 @@ def test_the_dataset_lock_waits_for_its_holder(tmp_path, method):
 
 @pytest.mark.parametrize("method", ["flock", "pidfile"])
 def test_the_dataset_lock_of_a_killed_process_does_not_block(tmp_path, method):
-    fetch_module = importlib.import_module("i2icourse.data.fetch")
-    if method == "flock" and not fetch_module.HAVE_FLOCK:
+    locks = importlib.import_module("i2icourse.data.locks")
+    if method == "flock" and not locks.HAVE_FLOCK:
         pytest.skip("no fcntl.flock on this system")
     holder, _ = _hold_lock(tmp_path, method, seconds=600)
     holder.kill()
@@ -585,7 +698,7 @@ def test_the_dataset_lock_of_a_killed_process_does_not_block(tmp_path, method):
     got = threading.Event()
 
     def take() -> None:
-        with fetch_module._dataset_lock(tmp_path / "toy", method=method):
+        with locks.dataset_lock(tmp_path / "toy", method=method):
             got.set()
 
     threading.Thread(target=take, daemon=True).start()
@@ -725,3 +838,16 @@ def test_data_never_imports_models_or_train():
     code = ("import sys, i2icourse.data; bad = [m for m in sys.modules if m.startswith(('i2icourse.models', "
             "'i2icourse.train'))]; assert not bad, bad")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60).returncode == 0
+
+
+def test_the_names_of_every_step_are_importable_from_fetch_as_the_same_objects():
+    # fetch.py keeps the dataset-level steps and names what the modules of the others define.
+    fetch_module = importlib.import_module("i2icourse.data.fetch")
+    homes = {"archives": ["ArchiveLimits", "UnsafeArchiveError", "archive_kind", "extract"],
+             "download": ["ChecksumError", "UnverifiedDownloadWarning", "download", "sha256sum"],
+             "errors": ["DataError", "DataUnavailableError"], "layout": ["MARKER"], "locks": ["HAVE_FLOCK"]}
+    for home, names in homes.items():
+        module = importlib.import_module(f"i2icourse.data.{home}")
+        for name in names:
+            assert getattr(fetch_module, name) is getattr(module, name), f"{name} of i2icourse.data.{home}"
+            assert name in fetch_module.__all__, name

@@ -156,6 +156,11 @@ def _bad_number(nb):
     cell_by_id(nb, "ex-00-4-solution").source = cell_by_id(nb, "ex-00-4-solution").source.replace("ex-00-4", "ex-01-4")
 
 
+def _solution_in_hint(nb):
+    hint = cell_by_id(nb, "ex-00-1")
+    hint.source = hint.source.replace("\n```", "\n\nHint: `return 10 * torch.log10(data_range ** 2 / mse)`\n```")
+
+
 BREAKAGES = {
     "drifted stub": (_drift, "cell 3 (ex-00-1): stub lines missing from the solution"),
     "missing solution": (_no_solution, "cell 9 (ex-00-2): exercise has no solution"),
@@ -165,6 +170,7 @@ BREAKAGES = {
     "stub without raises-exception": (_no_raises_tag, "cell 10 (ex-00-2): stub is not tagged 'raises-exception'"),
     "stub naming another label": (_wrong_marker, "cell 10 (ex-00-2): stub's NotImplementedError names ex-00-3"),
     "label of another chapter": (_bad_number, "cell 14 (ex-01-4): label's chapter number 01"),
+    "solution in a hint": (_solution_in_hint, "cell 2 (ex-00-1): markdown cell students see holds the solution's code"),
 }
 
 
@@ -284,7 +290,10 @@ def read_csv(path, key):
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """Grade a folder of submissions once through the command line, then wait a little for anything left behind."""
+    """Grade a folder of submissions once through the command line, then wait a little for anything left behind.
+
+    Without the sandbox (tests/test_grade_sandbox.py has it): these attacks need the grader's user and files,
+    and what is checked here is what defends the grading even then."""
     root = tmp_path_factory.mktemp("grading")
     nbdir, subs = root / "notebooks", root / "submissions"
     nbdir.mkdir()
@@ -305,7 +314,7 @@ def graded(tmp_path_factory):
     with pytest.MonkeyPatch.context() as env:
         env.setenv(SECRET, "do-not-leak-42")
         status, out = run("grade", subs, "--notebooks", nbdir, "--out", root / "results.csv",
-                          "--details", root / "details.csv", "--timeout", 90)
+                          "--details", root / "details.csv", "--timeout", 90, "--no-sandbox")
     assert status == 0, out
     time.sleep(3)  # time enough for a process left behind to rewrite the results
     return SimpleNamespace(rows=read_csv(root / "results.csv", lambda r: r["student"]), out=out, root=root,
@@ -372,7 +381,7 @@ def test_grade_times_out_a_hanging_notebook(tmp_path):
     path = tmp_path / "hang.ipynb"
     path.write_text(submission({"ex-00-1": SOLVED_PSNR, "ex-00-2": HANG}))
     start = time.monotonic()
-    results = grade_notebook(path, timeout=20)
+    results = grade_notebook(path, timeout=20, sandbox=False)
     assert time.monotonic() - start < 20 + 15
     assert {r.label: r.status for r in results} == {"ex-00-1": "pass", "ex-00-2": "timeout"}
 

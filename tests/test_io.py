@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from skimage import data
 
 from i2icourse import io
@@ -108,6 +108,30 @@ def test_crops(photo):
         io.crop(photo, 90, 0, 10, 10)
 
 
+@pytest.mark.parametrize("call, message", [
+    (lambda x: io.crop(x, 0, 0, -2, 10), "crop: window sides must be positive integers"),
+    (lambda x: io.crop(x, 4, 4, 10, 0), "crop: window sides must be positive integers"),
+    (lambda x: io.center_crop(x, -4), "center_crop: window sides must be positive integers"),
+    (lambda x: io.center_crop(x, (8, 0)), "center_crop: window sides must be positive integers"),
+    (lambda x: io.center_crop(x, 2.5), "center_crop: give one side or \\(height, width\\) as whole numbers"),
+    (lambda x: io.random_crop_box(tuple(x.shape[-2:]), -3), "random_crop_box: window sides must be positive"),
+    (lambda x: io.random_crop_box(tuple(x.shape[-2:]), (3, -1)), "random_crop_box: window sides must be positive"),
+    (lambda x: io.shave(x, -2), "shave: border must be a whole number of pixels, 0 or more"),
+    (lambda x: io.crop_to_multiple(x, 0), "crop_to_multiple: multiple must be a positive integer"),
+])
+def test_negative_or_zero_crop_sizes_are_refused(photo, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(photo)
+
+
+def test_shave_refuses_a_border_that_leaves_nothing(photo):
+    assert io.shave(photo, 0) is photo
+    assert io.shave(photo[:, :9, :9], 4).shape == (3, 1, 1)
+    with pytest.raises(io.ImageError, match="a border of 5 pixels leaves nothing of a 9x9 image"):
+        io.shave(photo[:, :9, :9], 5)
+    assert io.center_crop(photo, (np.int64(8), np.int64(6))).shape == (3, 8, 6)   # NumPy ints are whole numbers
+
+
 def test_list_images(tmp_path, photo):
     with pytest.raises(FileNotFoundError, match="no such folder"):
         io.list_images(tmp_path / "missing")
@@ -128,15 +152,16 @@ def _ramp16(h: int = 32, w: int = 256) -> np.ndarray:
     return np.tile(np.linspace(0, 65535, w).round().astype(np.uint16), (h, 1))
 
 
+def chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data, CRC."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def _write_png16(path: Path, a: np.ndarray) -> Path:
     """Write an (H, W, C) uint16 array as a 16-bit-per-channel PNG (PIL cannot write 48/64-bit PNGs)."""
     h, w, c = a.shape
     colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
     rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in a)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
     header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
                      + chunk(b"IEND", b""))
@@ -226,6 +251,26 @@ def test_decompression_bomb_is_reported_with_the_file(tmp_path, monkeypatch, pho
     path = io.save_image(photo[:, :side, :side], tmp_path / "huge.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     with pytest.raises(io.ImageError, match=r"huge.png.*Resize the file first.*MAX_IMAGE_PIXELS"):
+        io.load_image(path)
+
+
+# A chunk of 1 KiB that PIL would unpack to just over its 1 MiB limit (PngImagePlugin.MAX_TEXT_CHUNK).
+_BOMB = zlib.compress(b"\0" * (PngImagePlugin.MAX_TEXT_CHUNK + 1), 9)
+
+
+@pytest.mark.parametrize("kind, data, after_pixels", [
+    (b"zTXt", b"Comment\0\0" + _BOMB, False),        # keyword, compression method, text
+    (b"iTXt", b"Comment\0\1\0\0\0" + _BOMB, False),  # ... compressed flag, method, language, translated keyword
+    (b"iCCP", b"icc\0\0" + _BOMB, False),            # a colour profile
+    (b"zTXt", b"Comment\0\0" + _BOMB, True),         # after the pixels: read only when they are loaded
+], ids=["zTXt", "iTXt", "iCCP", "zTXt-after-IDAT"])
+def test_metadata_decompression_bomb_is_reported_with_the_file(tmp_path, photo, kind, data, after_pixels):
+    png = io.save_image(photo[:, :8, :8], tmp_path / "plain.png").read_bytes()
+    at = len(png) - 12 if after_pixels else 33   # before IEND (12 bytes), or after signature + IHDR (33)
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png[:at] + chunk(kind, data) + png[at:])
+    assert path.stat().st_size < 4096
+    with pytest.raises(io.ImageError, match=r"bomb\.png: a compressed text or colour-profile chunk .*MAX_TEXT_CHUNK"):
         io.load_image(path)
 
 

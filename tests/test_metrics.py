@@ -368,6 +368,24 @@ def test_bad_inputs_are_named(fn):
         fn((x * 255).to(torch.uint8), x)
 
 
+
+@pytest.mark.parametrize("data_range", [0, -1.0, float("inf"), float("nan")])
+@pytest.mark.parametrize("fn", [metrics.psnr, metrics.ssim, metrics.ssim_components, metrics.ms_ssim,
+                                metrics.ms_ssim_core], ids=lambda f: f.__name__)
+def test_data_range_must_be_positive_and_finite(fn, data_range):
+    x = torch.rand(1, 1, 40, 40, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="data_range must be a positive, finite number"):
+        fn(x, x.flip(-1), data_range=data_range)
+
+
+@pytest.mark.parametrize("weights", [[0.5, float("nan")], [0.5, float("inf")], [1.0, -0.5], [0.0, 0.0]],
+                         ids=["nan", "inf", "negative", "all-zero"])
+def test_ms_ssim_weights_must_be_finite_non_negative_and_not_all_zero(weights):
+    x = torch.rand(1, 40, 40, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="weights must be finite and non-negative, and not all zero"):
+        metrics.ms_ssim(x, x.flip(-1), weights=weights)
+    assert metrics.ms_ssim(x, x.flip(-1), weights=[0.0, 1.0]).dim() == 0   # a zero among others is allowed
+
 def test_ssim_size_limit():
     x = torch.rand(3, 10, 40)
     with pytest.raises(ImageError, match="11x11"):

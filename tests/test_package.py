@@ -1,8 +1,12 @@
-"""The package's shape: every folder is a real package, and the layers import only downwards."""
+"""The package's shape: every folder is a real package, and the layers (tests/layers.py) import only downwards."""
 import ast
+import itertools
+import re
 from pathlib import Path
 
 import pytest
+
+from layers import LAYERS
 
 PKG = Path(__file__).resolve().parents[1] / "i2icourse"
 
@@ -13,15 +17,16 @@ def _module_name(path: Path, root: Path) -> list[str]:
     return parts[:-1] if parts[-1] == "__init__" else parts
 
 
-def package_imports(path: Path, root: Path = PKG) -> set[str]:
-    """The i2icourse modules that ``path`` imports (first two name parts, e.g. 'i2icourse.io').
+def import_sites(path: Path, root: Path = PKG) -> list[tuple[int, str]]:
+    """(line, name) for each i2icourse name that ``path`` imports, the name cut to its first two parts
+    ('i2icourse.io', or 'i2icourse.REPOSITORY_URL' for a name of the package root).
 
     Every import counts: at the top, inside functions, and relative ones (``from ..tiling import x``
     in ``i2icourse/recipes/ssim_maps.py`` is ``i2icourse.tiling``), resolved against ``path``'s package.
     """
     here = _module_name(path, root)
     package = here if path.name == "__init__.py" else here[:-1]
-    found = set()
+    found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
@@ -31,8 +36,14 @@ def package_imports(path: Path, root: Path = PKG) -> set[str]:
             names = [module] + [f"{module}.{a.name}" for a in node.names]
         else:
             continue
-        found |= {".".join(n.split(".")[:2]) for n in names if n.startswith("i2icourse.")}
-    return found
+        found += sorted({(node.lineno, ".".join(n.split(".")[:2])) for n in names if n.startswith("i2icourse.")})
+    return sorted(found)
+
+
+def package_imports(path: Path, root: Path = PKG) -> set[str]:
+    """The i2icourse modules that ``path`` imports (first two name parts, e.g. 'i2icourse.io'), as
+    :func:`import_sites` finds them."""
+    return {name for _, name in import_sites(path, root)}
 
 
 def test_the_layer_check_sees_relative_and_local_imports(tmp_path):
@@ -53,35 +64,124 @@ def test_every_folder_is_a_package():
             assert (folder / "__init__.py").exists(), f"{folder} has no __init__.py"
 
 
-RULES = {  # module (file or folder) -> package modules it must not import
-    "runtime.py": "*",
-    "io.py": "*",
-    "models": {"i2icourse.data", "i2icourse.train", "i2icourse.plot", "i2icourse.metrics", "i2icourse.losses",
-               "i2icourse.recipes", "i2icourse.checks", "i2icourse.exercises"},
-    "data": {"i2icourse.models", "i2icourse.train", "i2icourse.recipes", "i2icourse.checks"},
-    "metrics.py": {"i2icourse.losses", "i2icourse.models", "i2icourse.data", "i2icourse.train",
-                   "i2icourse.distortions"},
-    "distortions.py": {"i2icourse.losses", "i2icourse.models", "i2icourse.data", "i2icourse.train",
-                       "i2icourse.recipes"},
-    "inference.py": "*",
-    "precision.py": "*",   # the numeric precision of a step: torch only   # eval mode + no_grad + chunks: torch only, so every layer above may use it
-    "analysis.py": {"i2icourse.metrics", "i2icourse.losses", "i2icourse.models", "i2icourse.data",
-                    "i2icourse.train", "i2icourse.recipes", "i2icourse.plot", "i2icourse.fid", "i2icourse.tiling",
-                    "i2icourse.sr_eval", "i2icourse.distortions"},
-    "plot.py": {"i2icourse.metrics", "i2icourse.losses", "i2icourse.models", "i2icourse.data", "i2icourse.train",
-                "i2icourse.recipes"},
-}
+def _layer_of(name: str) -> int | None:
+    """The index in ``LAYERS`` (0 = the ground floor) of the layer that holds module ``name``."""
+    found = [i for i, layer in enumerate(LAYERS) if name in layer]
+    return found[0] if found else None
 
 
-@pytest.mark.parametrize("module", sorted(RULES))
-def test_layers_import_only_downwards(module):
-    files = [PKG / module] if module.endswith(".py") else sorted((PKG / module).rglob("*.py"))
-    for f in files:
-        imported = package_imports(f) - {f"i2icourse.{f.parent.name}"} if f.parent != PKG else package_imports(f)
-        banned = imported if RULES[module] == "*" else imported & RULES[module]
-        if module == "models":
-            banned |= {m for m in imported if not m.startswith("i2icourse.models")}
-        assert not banned, f"{f.relative_to(PKG.parent)} imports {sorted(banned)}"
+def _describe(i: int) -> str:
+    return f"layer {i} ({', '.join(LAYERS[i])})"
+
+
+def _member(path: Path, root: Path = PKG) -> str:
+    """The package module that the file ``path`` belongs to: 'train' for train.py, 'data' for data/fetch.py;
+    '' for the package root, i2icourse/__init__.py."""
+    parts = path.relative_to(root).parts
+    return "" if parts == ("__init__.py",) else parts[0].removesuffix(".py")
+
+
+def _target(dotted: str, root: Path = PKG) -> str:
+    """The package module that an imported name belongs to ('i2icourse.data' -> 'data'); '' for a name
+    of the package root (``from i2icourse import REPOSITORY_URL``)."""
+    name = dotted.split(".")[1]
+    return name if (root / f"{name}.py").is_file() or (root / name / "__init__.py").is_file() else ""
+
+
+def package_modules(root: Path = PKG) -> dict[str, Path]:
+    """The package's modules that the layers sort, by name: its files and its folders (the root's
+    ``__init__.py`` aside)."""
+    files = {p.stem: p for p in root.glob("*.py") if p.name != "__init__.py"}
+    return files | {p.name: p for p in root.iterdir() if (p / "__init__.py").is_file()}
+
+
+def test_every_module_is_in_exactly_one_layer():
+    modules = package_modules()
+    listed = [name for layer in LAYERS for name in layer]
+    problems = [f"{modules[name].relative_to(PKG.parent)} is in no layer: add '{name}' to the tuple of its "
+                "layer in tests/layers.py, and to the pictures in i2icourse/__init__.py and README.md"
+                for name in sorted(set(modules) - set(listed))]
+    problems += [f"tests/layers.py lists '{name}', which is no module of i2icourse (split, renamed or "
+                 "removed?): list what it became instead" for name in sorted(set(listed) - set(modules))]
+    problems += [f"'{name}' is in more than one layer: "
+                 + ", ".join(_describe(i) for i, layer in enumerate(LAYERS) if name in layer)
+                 for name in sorted({n for n in listed if listed.count(n) > 1})]
+    assert not problems, "\n".join(problems)
+
+
+def test_layers_import_only_downwards():
+    # Every import counts (at the top and inside functions): a module may import from its own layer
+    # and the layers below it. An upward import means a module is in the wrong layer or needs
+    # splitting; tests/layers.py says how to change the list.
+    upward = []
+    for f in sorted(PKG.rglob("*.py")):
+        here = _member(f)
+        for line, dotted in import_sites(f):
+            there = _target(dotted)
+            mine, theirs = _layer_of(here), _layer_of(there)
+            if here and there and mine is not None and theirs is not None and theirs > mine:
+                upward.append(f"{f.relative_to(PKG.parent)}:{line} imports i2icourse.{there}, from "
+                              f"{_describe(mine)} up to {_describe(theirs)}")
+    assert not upward, "imports that go up a layer (tests/layers.py, bottom to top):\n" + "\n".join(upward)
+
+
+@pytest.mark.parametrize("modules, allowed", [
+    ((), set()),                # the package root, the version and the repository's address: nothing
+    (LAYERS[0], {""}),          # the ground floor, used by every layer above: the root's names alone
+    (("models",), {"models"}),  # the networks know only torch: each file can be copied out alone
+], ids=["root", "ground floor", "models"])
+def test_the_package_root_the_ground_floor_and_the_models_import_nothing_of_the_package(modules, allowed):
+    files = [f for f in PKG.rglob("*.py") if _member(f) in (modules or ("",))]
+    assert files
+    found = [f"{f.relative_to(PKG.parent)}:{line} imports {dotted}"
+             for f in files for line, dotted in import_sites(f) if _target(dotted) not in allowed]
+    assert not found, "\n".join(found)
+
+
+def picture_layers(lines: list[str], indent: int) -> list[tuple[str, ...]]:
+    """The layers a text picture draws, top first: each line that starts ``indent`` spaces in names a
+    layer (``names, comma separated   what they are``; a folder's trailing '/' dropped), and a names
+    column that ends in a comma goes on in the next line; lines indented further describe.
+    The picture is the first run of such lines."""
+    layers: list[list[str]] = []
+    wraps = False
+    for line in lines:
+        if not line.startswith(" " * indent) or not line.strip():
+            if layers:
+                break
+            continue
+        if line[indent] == " ":               # a description goes on
+            continue
+        names = re.split(r"\s{2,}", line.strip())[0]
+        parts = [n.strip().rstrip("/") for n in names.split(",") if n.strip()]
+        if wraps:
+            layers[-1] += parts
+        else:
+            layers.append(parts)
+        wraps = names.endswith(",")
+    return [tuple(layer) for layer in layers]
+
+
+def test_the_pictures_draw_the_tested_layers():
+    # The package docstring and the README's Architecture section draw the layers from the top down.
+    import i2icourse
+    readme = (PKG.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Architecture", 1)[1]
+    tree = section.split("```", 2)[1].splitlines()
+    package = tree[next(i for i, line in enumerate(tree) if line.startswith("i2icourse/")) + 1:]
+    top_down = list(reversed(LAYERS))
+    for where, drawn in [("README.md (Architecture)", picture_layers(package, 2)),
+                         ("i2icourse/__init__.py (docstring)", picture_layers(i2icourse.__doc__.splitlines(), 4))]:
+        rows = [f"  {', '.join(d) if d else '-':40} {', '.join(t) if t else '-'}"
+                + ("" if d == t else "   <- differs") for d, t in itertools.zip_longest(drawn, top_down, fillvalue=())]
+        assert drawn == top_down, (f"{where} does not draw the layers of tests/layers.py; top first:\n"
+                                   f"  {'the picture':40} {'tests/layers.py'}\n" + "\n".join(rows))
+
+
+def test_the_picture_reader_sees_wrapped_names_and_folders():
+    picture = ["  exercises/, checks  on top", "                      more about them",
+               "  runtime, io,        ground floor", "  inference           used above", "data/  not inside"]
+    assert picture_layers(picture, 2) == [("exercises", "checks"), ("runtime", "io", "inference")]
 
 
 def private_uses(path: Path, root: Path = PKG) -> list[str]:

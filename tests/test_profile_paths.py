@@ -19,6 +19,7 @@ import pytest
 from nbclient import NotebookClient
 
 import minidata
+from i2icourse import experiments
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -47,8 +48,10 @@ def notebook(chapter: str) -> Path:
 
 
 def literal(node: ast.expr):
-    """A settings value: Python literals and `dict(...)` calls, nothing else."""
-    return eval(compile(ast.Expression(node), "<settings>", "eval"), {"__builtins__": {}}, {"dict": dict})
+    """A settings value: Python literals and `dict(...)` calls, the experiment's training settings
+    (`**experiments.PIX2PIX.profiles["cpu"]`) among them, nothing else."""
+    return eval(compile(ast.Expression(node), "<settings>", "eval"), {"__builtins__": {}},
+                {"dict": dict, "experiments": experiments})
 
 
 def profile_values(chapter: str) -> dict[str, dict]:

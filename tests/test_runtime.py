@@ -97,6 +97,27 @@ def test_settings_accept_the_profiles_types(monkeypatch, text, key, value):
     assert getattr(P, key) == value
 
 
+
+@pytest.mark.parametrize("text, message", [
+    ("lr=" + "-" * 5_000 + "1e-3", "characters, more than the 2000 allowed"),   # the parser overflowed here
+    ("lr=" + "-" * 1_900 + "1e-3", "nests deeper than 16 levels"),
+    ("lr=" + "(" * 17 + "1" + ",)" * 17, "nests deeper than 16 levels"),
+    ("lr=1e999", r"not a finite number \(inf\)"),
+    ("lr=-1e999", "not a finite number"),
+    ("lr=(1e-3, 1e999j)", "not a finite number"),
+])
+def test_settings_refuse_hostile_or_non_finite_values(monkeypatch, text, message):
+    monkeypatch.setenv("I2I_PROFILE", "cpu")
+    monkeypatch.setenv("I2I_SETTINGS", text)
+    with pytest.raises(ValueError, match=message):   # a ValueError, never RecursionError or MemoryError
+        runtime.settings(smoke=dict(lr=1e-3), cpu=dict(lr=1e-3), gpu=dict(lr=1e-3), full=dict(lr=1e-3))
+
+
+def test_settings_limits_leave_ordinary_values_alone(monkeypatch):
+    monkeypatch.setenv("I2I_SETTINGS", "lr=-1e-3; train=((('a',),),); steps=" + "9" * 1_000)
+    found = runtime.overrides()
+    assert found["lr"] == -1e-3 and found["train"] == ((("a",),),) and found["steps"] == int("9" * 1_000)
+
 def test_device_override(monkeypatch):
     monkeypatch.setenv("I2I_DEVICE", "cpu")
     assert runtime.device() == torch.device("cpu")

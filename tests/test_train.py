@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from i2icourse import runtime, train
+from i2icourse.train import time_estimate
 
 
 class NoisyCrops(Dataset):
@@ -185,7 +186,7 @@ def test_a_checkpoint_without_checksum_still_loads(tmp_path):
     objects = big_objects()
     runtime.seed_everything(4)
     state = {"step": 3, "objects": {name: obj.state_dict() for name, obj in objects.items()},
-             "history": {}, "rng": train._rng_state(), "extra": {"note": "old"}}
+             "history": {}, "rng": train.rng_state(), "extra": {"note": "old"}}
     torch.save(state, tmp_path / "old.pt")
     expected = torch.rand(3)
     fresh = {"net": nn.Linear(200, 200), "opt": None}
@@ -375,7 +376,7 @@ def test_a_short_run_announces_nothing(capsys):
 
 
 def test_durations_read_in_seconds_minutes_and_hours():
-    assert [train._duration(s) for s in (45, 119, 150, 7000, 9000)] == ["45 s", "119 s", "2 min", "117 min",
+    assert [time_estimate._duration(s) for s in (45, 119, 150, 7000, 9000)] == ["45 s", "119 s", "2 min", "117 min",
                                                                           "2.5 h"]
 
 

@@ -12,16 +12,16 @@ Colab) and ``I2I_DATA_MIRROR`` (a pre-staged folder used instead of the internet
 
 This package knows files and tensors; it never imports ``models`` or ``train``.
 """
-from i2icourse.data.fetch import (ChecksumError, DataError, DataUnavailableError, UnsafeArchiveError,
-                                  UnverifiedDownloadWarning, data_root, download, extract, fetch, image_files,
+from i2icourse.data.fetch import (ArchiveLimits, ChecksumError, DataError, DataUnavailableError,
+                                  UnsafeArchiveError, UnverifiedDownloadWarning, data_root, download, extract, fetch, image_files,
                                   mirror_dir, sha256sum)
 from i2icourse.data.photos import (EXAMPLE_PHOTO, PHOTOS, SKIMAGE_TRAIN, lfw_faces, load_photos, skimage_photos,
                                    your_photo)
 from i2icourse.data.registry import DATASETS, REGISTRY, Dataset, UnknownDatasetError, get, names, table
 
 __all__ = [
-    "ChecksumError", "DataError", "DataUnavailableError", "UnsafeArchiveError", "UnverifiedDownloadWarning",
-    "data_root", "download", "extract", "fetch", "image_files", "mirror_dir", "sha256sum",
+    "ArchiveLimits", "ChecksumError", "DataError", "DataUnavailableError", "UnsafeArchiveError",
+    "UnverifiedDownloadWarning", "data_root", "download", "extract", "fetch", "image_files", "mirror_dir", "sha256sum",
     "EXAMPLE_PHOTO", "PHOTOS", "SKIMAGE_TRAIN", "lfw_faces", "load_photos", "skimage_photos", "your_photo",
     "DATASETS", "REGISTRY", "Dataset", "UnknownDatasetError", "get", "names", "table",
 ]

@@ -27,6 +27,12 @@ from torchvision.transforms.v2 import functional as TF
 Pair = tuple[torch.Tensor, torch.Tensor]
 
 
+def _check_size(size: int, who: str) -> None:
+    """Refuse an output side that is not a positive integer (a negative one would crop to nothing)."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"{who}: size must be a positive integer (the side of the output square), got {size!r}")
+
+
 def inscribed_side(side: float, degrees: float) -> int:
     """Side of the largest axis-aligned square inside a ``side`` square rotated by ``degrees``."""
     t = math.radians(degrees)
@@ -45,6 +51,7 @@ class JointAugment:
 
     def __init__(self, size: int, degrees: float = 15.0, scale: float = 0.7, hflip: float = 0.5,
                  vflip: float = 0.5, nearest: tuple[str, ...] = ("A",), generator: torch.Generator | None = None):
+        _check_size(size, "JointAugment")
         if not 0 < scale <= 1:
             raise ValueError(f"JointAugment: scale must lie in (0, 1], got {scale}")
         self.size, self.degrees, self.scale, self.hflip, self.vflip = size, degrees, scale, hflip, vflip
@@ -89,6 +96,7 @@ class JointResize:
     """No augmentation: resize both images to ``size`` x ``size`` (nearest for the ``nearest`` sides)."""
 
     def __init__(self, size: int, nearest: tuple[str, ...] = ("A",)):
+        _check_size(size, "JointResize")
         self.size, self.nearest = size, tuple(nearest)
 
     def _one(self, x: torch.Tensor, nearest: bool) -> torch.Tensor:

@@ -23,8 +23,8 @@ import torch
 from torch.utils.data import Dataset
 
 from i2icourse import io as image_io
-from i2icourse.data.fetch import fetch, image_files
-from i2icourse.data.photos import SKIMAGE_TRAIN, lfw_faces, skimage_photos
+from i2icourse.data.fetch import fetch
+from i2icourse.data.photos import lfw_faces, load_photos
 
 
 # ----------------------------------------------------------------------------------------------
@@ -34,16 +34,12 @@ from i2icourse.data.photos import SKIMAGE_TRAIN, lfw_faces, skimage_photos
 def grey_photos(names: Sequence[str | tuple[str, str | None]], limit: int | None = None) -> list[torch.Tensor]:
     """The photos of the registered datasets ``names`` (e.g. ``["CBSD68"]``) as grey (1,H,W) tensors.
 
-    A name may be ``(dataset, split)``, or ``"skimage"`` for scikit-image's bundled photos (no download).
-    ``limit`` keeps the first ``limit`` images (sorted by file name).
+    A name may be ``(dataset, split)``, or ``"skimage"`` for scikit-image's bundled photos (no download);
+    each is read by :func:`i2icourse.data.load_photos` (``"dataset/split"``). ``limit`` keeps the first
+    ``limit`` images (sorted by file name).
     """
-    photos: list[torch.Tensor] = []
-    for name in names:
-        if name == "skimage":
-            photos += skimage_photos(SKIMAGE_TRAIN, mode="grey").values()
-            continue
-        dataset, split = (name, None) if isinstance(name, str) else name
-        photos += [image_io.load_image(f, mode="grey") for f in image_files(dataset, split)]
+    sources = [name if isinstance(name, str) else "/".join(p for p in name if p) for name in names]
+    photos = list(load_photos(sources, mode="grey").values())
     return photos[:limit] if limit is not None else photos
 
 

@@ -84,12 +84,14 @@ def lfw_faces(include_non_faces: bool = False) -> torch.Tensor:
     return torch.stack([image_io.from_numpy(face, f"lfw_subset[{i}]") for i, face in enumerate(a)])
 
 
-def load_photos(source: PhotoSource | Iterable[PhotoSource]) -> dict[str, torch.Tensor]:
+def load_photos(source: PhotoSource | Iterable[PhotoSource], mode: image_io.Mode = "rgb") -> dict[str, torch.Tensor]:
     """Photos as ``{name: (C,H,W) tensor}`` from a folder, a file, a tensor, a dict, or a list of those.
 
     Strings that are not existing paths name datasets of the data layer: ``"CBSD68"``, ``"BSDS500/train"``
     (name/split, fetched through :func:`i2icourse.data.image_files`) or ``"skimage"`` (the bundled photos
     of :data:`SKIMAGE_TRAIN`, which need no download). A folder's photos come in file-name order.
+    ``mode`` (``"rgb"`` or ``"grey"``) is how files are read (:func:`i2icourse.io.load_image`); tensors
+    and dicts are returned as given.
     """
     out: dict[str, torch.Tensor] = {}
     if isinstance(source, torch.Tensor):
@@ -101,17 +103,17 @@ def load_photos(source: PhotoSource | Iterable[PhotoSource]) -> dict[str, torch.
     if isinstance(source, (str, Path)):
         path = Path(source)
         if path.is_dir():
-            return {p.stem: image_io.load_image(p) for p in image_io.list_images(path)}
+            return {p.stem: image_io.load_image(p, mode) for p in image_io.list_images(path)}
         if path.is_file():
-            return {path.stem: image_io.load_image(path)}
+            return {path.stem: image_io.load_image(path, mode)}
         name = str(source)
         if name == "skimage":
-            return skimage_photos(SKIMAGE_TRAIN, mode="rgb")
+            return skimage_photos(SKIMAGE_TRAIN, mode=mode)
         from i2icourse.data.fetch import image_files  # only a dataset name needs the fetch layer
         dataset, _, split = name.partition("/")
-        return {p.stem: image_io.load_image(p) for p in image_files(dataset, split or None)}
+        return {p.stem: image_io.load_image(p, mode) for p in image_files(dataset, split or None)}
     for item in source:   # a sequence of sources
-        for key, x in load_photos(item).items():
+        for key, x in load_photos(item, mode).items():
             while key in out:
                 key += "_"
             out[key] = x

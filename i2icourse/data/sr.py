@@ -80,6 +80,9 @@ class SRPatches(Dataset):
 
     def __init__(self, source: PhotoSource | Iterable[PhotoSource], scale: int = 4, patch: int = 33,
                  patches: int = 10_000, seed: int = 0, quantized: bool = True):
+        for what, value in (("patch", patch), ("patches", patches)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"SRPatches: {what} must be a positive integer, got {value!r}")
         photos = load_photos(source)
         self.scale, self.patch = scale, patch
         self.names: list[str] = []

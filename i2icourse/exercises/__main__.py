@@ -2,7 +2,8 @@
 
     python -m i2icourse.exercises                   write notebooks/student/ from notebooks/, check the exercises
     python -m i2icourse.exercises --check           fail if a student version is stale, or an exercise malformed
-    python -m i2icourse.exercises grade SUBMISSIONS [--out results.csv] [--timeout 120]   (see book/instructors.md)
+    python -m i2icourse.exercises grade SUBMISSIONS [--out results.csv] [--timeout 120] [--no-sandbox]
+                                                    (see book/instructors.md)
     python -m i2icourse.exercises run NOTEBOOK... [--profile cpu]   refresh stored outputs, then the student versions
 """
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from i2icourse.exercises.consistency import check_course
 from i2icourse.exercises.grade import grade, summary, write_csv, write_details
 from i2icourse.exercises.isolation import neutral_directory
+from i2icourse.exercises.sandbox import Unavailable
+from i2icourse.exercises.sandbox import find as find_sandbox
 from i2icourse.exercises.student import generate, stale
 
 
@@ -37,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--timeout", type=float, default=120,
                    help="seconds for a notebook's cells, and as long again for the checks (default: 120)")
     a.add_argument("--kernel", default="python3", help="Jupyter kernel to run the notebooks with (default: python3)")
+    a.add_argument("--no-sandbox", action="store_true",
+                   help="run the kernels without a sandbox (trusted notebooks, or a container that is the sandbox)")
     r = sub.add_parser("run", help="re-run authoring notebooks in place to refresh their stored outputs")
     r.add_argument("paths", type=Path, nargs="+", help="chapter notebooks to run")
     r.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "full"),
@@ -102,12 +107,30 @@ def _grade(args: argparse.Namespace) -> int:
     """Grade from an empty working directory; write the tables only once every run has ended."""
     start = time.monotonic()
     out, details = args.out.resolve(), args.details.resolve() if args.details else None
+    if not args.submissions.is_dir():
+        print(f"{args.submissions}: no such folder of submissions", file=sys.stderr)
+        return 2
+    sandbox = None
+    if args.no_sandbox:
+        print("isolation: none (--no-sandbox): each kernel runs as this user, with its own folder and a minimal "
+              "environment; it can read what this user can and signal the grader", flush=True)
+    else:
+        try:
+            sandbox = find_sandbox([args.submissions, args.notebooks])
+        except Unavailable as e:
+            print(f"isolation: no sandbox can be made here: {e}.\nRefusing to grade untrusted notebooks without "
+                  "one; pass --no-sandbox to grade anyway (see book/instructors.md)", file=sys.stderr)
+            return 2
+        print(f"isolation: {sandbox.describe()}", flush=True)
     try:
         with neutral_directory():
-            results = grade(args.submissions.resolve(), args.timeout, args.notebooks.resolve(), args.kernel)
+            results = grade(args.submissions.resolve(), args.timeout, args.notebooks.resolve(), args.kernel, sandbox)
     except FileNotFoundError as e:
         print(e, file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("grading stopped: no results written", file=sys.stderr)
+        return 130
     write_csv(results, out)
     if details:
         write_details(results, details)

@@ -111,7 +111,30 @@ def check_notebook(nb: NotebookNode, path: str | Path) -> list[Problem]:
                 and marker_label(source(cell)) is not None):
             problem(i, marker_label(source(cell)) or None,
                     "raises NotImplementedError like a stub but is not tagged 'exercise'")
+
+    # Solutions stay out of what students see: no telling line of a solution's code in a cell without the tag.
+    for ex in o.exercises:
+        telling = {line for sol in o.solutions_of(ex.label) for i in sol.code
+                   for line in map(str.strip, source(nb.cells[i]).splitlines()) if _telling(line)}
+        telling -= {line.strip() for i in ex.stubs for line in source(nb.cells[i]).splitlines()}
+        for i, cell in enumerate(nb.cells):
+            if "solution" not in tags(cell) and i not in stubs:
+                shown = [line for line in sorted(telling) if line in source(cell)]
+                if shown:
+                    problem(i, ex.label, f"{cell.cell_type} cell students see holds the solution's code: "
+                            + "; ".join(repr(s) for s in shown))
     return problems
+
+
+#: The shortest solution line that counts as giving the solution away.
+TELLING_LENGTH = 20
+
+
+def _telling(line: str) -> bool:
+    """Whether a (stripped) line of a solution's code would give it away: long enough, and not a comment, an
+    import or a ``check`` call (which the stubs and the text share with the solution)."""
+    return (len(line) >= TELLING_LENGTH and not line.startswith(("#", "import ", "from "))
+            and not line.startswith(("check(", "passes(")))
 
 
 def _check_stub(cell: NotebookNode, i: int, label: str, solution_lines: set[str], solved: bool,

@@ -48,26 +48,31 @@ from __future__ import annotations
 import ast
 import csv
 import importlib.util
-import json
 import os
 import re
 import secrets
+import signal
 import subprocess
+import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode, from_dict
 from nbformat.v4 import new_code_cell
 
-from i2icourse.exercises import judge
+from i2icourse.exercises import calls, judge
 from i2icourse.exercises.form import (Outline, chapter_notebooks, checked_labels, code_labels, mentions, outline,
                                       read_notebook, source, tags)
 from i2icourse.exercises.isolation import Run, run_folder
+from i2icourse.exercises.sandbox import Sandbox, kernel_manager
+from i2icourse.exercises.sandbox import find as find_sandbox
 
 STATUSES = ("pass", "fail", "error", "not attempted", "timeout")
 CELL_TYPES = ("code", "markdown", "raw")
@@ -109,15 +114,24 @@ class Answer:
 
 
 def grade(submissions_dir: str | Path, timeout: float = 120, notebooks_dir: str | Path | None = None,
-          kernel: str = "python3") -> list[Result]:
+          kernel: str = "python3", sandbox: Sandbox | bool | None = True) -> list[Result]:
     """Grade every ``*.ipynb`` directly inside ``submissions_dir``, all read into memory before the first one runs.
 
     ``notebooks_dir`` (the chapter notebooks), when given, tells which exercises have code and what
-    each solution checks, for submissions whose stub or ``check`` call was deleted.
+    each solution checks, for submissions whose stub or ``check`` call was deleted. ``sandbox``:
+    ``True`` finds one (:class:`~i2icourse.exercises.sandbox.Unavailable` where none can be made),
+    ``False`` or None runs the kernels without one (trusted notebooks, or a container around it all).
+
+    While a notebook runs, a SIGINT or SIGTERM that reaches the grader ends that notebook's run only
+    (its row is an ``error``): without a sandbox the notebook itself may have sent it. A second one
+    within :data:`STOP_WINDOW` seconds after that run ended (when none of its processes is left) stops
+    the grading: :class:`KeyboardInterrupt`.
     """
     folder = Path(submissions_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder of submissions")
+    if sandbox is True:
+        sandbox = find_sandbox([folder] + ([notebooks_dir] if notebooks_dir is not None else []))
     course = read_course(notebooks_dir) if notebooks_dir is not None and Path(notebooks_dir).is_dir() else Course()
     submissions, results = [], []
     for path in sorted(folder.glob("*.ipynb")):
@@ -126,27 +140,91 @@ def grade(submissions_dir: str | Path, timeout: float = 120, notebooks_dir: str 
         except OSError as e:
             results.append(Result(path.stem, "", "error", f"unreadable notebook {path.name}: {e.strerror}"))
     for submission in submissions:
-        results += grade_submission(submission, timeout, course, kernel)
+        with _signals_end_the_run() as caught:
+            try:
+                results += grade_submission(submission, timeout, course, kernel, sandbox or None)
+            except _Interrupted:  # between the run's end and here
+                pass
+        if caught:
+            results = [r for r in results if r.student != submission.student] + [Result(
+                submission.student, "", "error", f"{caught[0]} reached the grader while this notebook ran "
+                "(the instructor's, or the notebook's own): its run was ended; grade it again")]
+            _second_signal_stops(submission.name, caught[0])
     return sorted(results, key=lambda r: r.student)
 
 
+#: Seconds after a run ended by a signal in which a second signal stops the grading.
+STOP_WINDOW = 3.0
+
+
+class _Interrupted(Exception):
+    """A signal reached the grader while a notebook ran."""
+
+
+@contextmanager
+def _signals_end_the_run() -> Iterator[list[str]]:
+    """While inside, SIGINT and SIGTERM raise :class:`_Interrupted` (once: not in the run's cleanup) instead of
+    stopping the grader; yields the names of those caught. Only in the main thread (elsewhere: no change)."""
+    caught: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        caught.append(signal.Signals(signum).name)
+        if len(caught) == 1:
+            raise _Interrupted(caught[0])
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield caught
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _second_signal_stops(name: str, signame: str) -> None:
+    """Wait :data:`STOP_WINDOW` seconds, in which a SIGINT or SIGTERM stops the grading (no run's process is left)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    print(f"{signame} while {name} ran: its run was ended. Press Ctrl-C again within {STOP_WINDOW:g} s to stop "
+          "grading; the other notebooks are graded otherwise.", file=sys.stderr, flush=True)
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        time.sleep(STOP_WINDOW)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 def grade_notebook(path: str | Path, timeout: float = 120, course: Course | None = None,
-                   kernel: str = "python3") -> list[Result]:
-    """Grade one submitted notebook: the status of each of its exercises."""
+                   kernel: str = "python3", sandbox: Sandbox | bool | None = True) -> list[Result]:
+    """Grade one submitted notebook: the status of each of its exercises (``sandbox`` as in :func:`grade`)."""
     path = Path(path)
-    return grade_submission(Submission(path.name, path.read_bytes()), timeout, course or Course(), kernel)
+    if sandbox is True:
+        sandbox = find_sandbox([path.parent])
+    return grade_submission(Submission(path.name, path.read_bytes()), timeout, course or Course(), kernel,
+                            sandbox or None)
 
 
-def grade_submission(submission: Submission, timeout: float, course: Course, kernel: str = "python3") -> list[Result]:
-    """Run one submission in its own folder and kernel, check its answers, and end every process it left."""
+def grade_submission(submission: Submission, timeout: float, course: Course, kernel: str = "python3",
+                     sandbox: Sandbox | None = None) -> list[Result]:
+    """Run one submission in its own folder and kernel (in ``sandbox``, if given), check its answers, and end
+    every process it left."""
     try:
         with run_folder() as run:
+            if sandbox is not None:
+                sandbox.give(run.folder, *(run.folder / name for name in ("work", "home", "tmp")))
             nb, problem = _parse(submission, run.work)
             if nb is None:
                 return [Result(submission.student, "", "error", f"unreadable notebook {submission.name}: {problem}")]
             labels = _graded_labels(nb, course)
             answers = _answers(nb, labels, course)
-            ran = _execute(nb, answers, run, timeout, kernel)
+            ran = _execute(nb, answers, run, timeout, kernel, sandbox)
     except Exception as e:  # whatever this notebook did to the grader, the other notebooks are graded
         return [Result(submission.student, "", "error",
                        f"{submission.name} could not be graded ({type(e).__name__}: {e})")]
@@ -288,8 +366,10 @@ class _Ran:
     verdicts: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-def _execute(nb: NotebookNode, answers: Mapping[str, Answer], run: Run, timeout: float, kernel: str) -> _Ran:
-    """Run the code cells of ``nb`` in a fresh kernel in ``run``'s folder, then one grader's cell per answer."""
+def _execute(nb: NotebookNode, answers: Mapping[str, Answer], run: Run, timeout: float, kernel: str,
+             sandbox: Sandbox | None = None) -> _Ran:
+    """Run the code cells of ``nb`` in a fresh kernel in ``run``'s folder (in ``sandbox``, if given), then one
+    grader's cell per answer."""
     nonce = secrets.token_hex(16)
     interrupted = f"i2i-timeout-{nonce}"  # the error nbclient reports for a cell it interrupted at the deadline
     deadline = time.monotonic() + timeout
@@ -298,8 +378,9 @@ def _execute(nb: NotebookNode, answers: Mapping[str, Answer], run: Run, timeout:
     def on_executed(cell: NotebookNode, cell_index: int, execute_reply: dict | None = None, **_: object) -> None:
         replies[cell_index] = execute_reply or {}
 
+    km = kernel_manager(kernel, sandbox, run.folder, run.work) if sandbox is not None else None
     client = NotebookClient(
-        nb, kernel_name=kernel, allow_errors=True, shutdown_kernel="immediate", startup_timeout=60,
+        nb, km=km, kernel_name=kernel, allow_errors=True, shutdown_kernel="immediate", startup_timeout=60,
         interrupt_on_timeout=True, error_on_timeout={"ename": interrupted, "evalue": "", "traceback": []},
         timeout_func=lambda cell: max(0.01, deadline - time.monotonic()), on_cell_executed=on_executed,
         resources={"metadata": {"path": str(run.work)}})
@@ -343,60 +424,79 @@ def _run_cells(client: NotebookClient, nb: NotebookNode, timed_out: Callable[[in
 
 def _run_checks(client: NotebookClient, answers: Mapping[str, Answer], nonce: str,
                 timed_out: Callable[[int], bool], first_index: int) -> dict[str, tuple[str, str]]:
-    """Run one grader's cell per answer, appended after the student's cells (and taken away after); the verdict
-    of each, read from that cell's own output."""
+    """Check each answer here, with the grader's own copy of its check (:mod:`i2icourse.exercises.judge`); every
+    call of the answer is one grader's cell in the kernel, appended after the student's cells (and taken away
+    after). The verdict of each: (status, message)."""
+    checks_file = importlib.util.find_spec("i2icourse.checks").origin
+    kernel = _Kernel(client, nonce, timed_out, first_index)
     verdicts: dict[str, tuple[str, str]] = {}
     try:
-        for index, (label, answer) in enumerate(answers.items(), start=first_index):
-            cell = new_code_cell(_judge_cell(label, answer.expression, nonce))
-            client.nb.cells.append(cell)
-            try:
-                client.execute_cell(cell, index, store_history=False)
-            except DeadKernelError:
-                verdicts[label] = ("error", "the kernel died while the grader checked this exercise")
-                for rest in list(answers)[index - first_index + 1:]:
-                    verdicts[rest] = ("error", "the kernel died before the grader checked this exercise")
-                break
-            if timed_out(index):
-                verdicts[label] = ("timeout", "the grader's check of the answer did not finish in time")
-            else:
-                verdicts[label] = _read_verdict(cell, label, nonce)
+        for label, answer in answers.items():
+            if kernel.dead:
+                verdicts[label] = ("error", "the kernel died before the grader checked this exercise")
+                continue
+            found = judge.judge(label, answer.expression, checks_file, kernel.send)
+            verdicts[label] = (found["status"], found["message"])
     finally:
         del client.nb.cells[first_index:]
     return verdicts
 
 
-def _judge_cell(label: str, expression: str, nonce: str) -> str:
-    """The source of the grader's cell for one answer: the judge module, run apart from the notebook's names."""
+@dataclass
+class _Kernel:
+    """The submission's kernel as the grader's checks reach it: one grader's cell per request, read from that
+    cell's own output."""
+    client: NotebookClient
+    nonce: str
+    timed_out: Callable[[int], bool]
+    index: int
+    dead: bool = False
+
+    def send(self, request: str) -> str:
+        """Run one request in the kernel; its reply, or :class:`judge.Unchecked` when there is none to read."""
+        if self.dead:
+            raise judge.Unchecked("error", "the kernel died while the grader checked this exercise")
+        cell = new_code_cell(_judge_cell(request, self.nonce))
+        self.client.nb.cells.append(cell)
+        index, self.index = self.index, self.index + 1
+        try:
+            self.client.execute_cell(cell, index, store_history=False)
+        except DeadKernelError:
+            self.dead = True
+            raise judge.Unchecked("error", "the kernel died while the grader checked this exercise") from None
+        if self.timed_out(index):
+            raise judge.Unchecked("timeout", "the grader's check of the answer did not finish in time")
+        return _read_verdict(cell, self.nonce)
+
+
+def _judge_cell(request: str, nonce: str) -> str:
+    """The source of the grader's cell for one request: the kernel's side of :mod:`i2icourse.exercises.calls`, run
+    apart from the notebook's names, which answers it behind the nonce."""
     checks_file = importlib.util.find_spec("i2icourse.checks").origin
-    code = Path(judge.__file__).read_text(encoding="utf-8")
-    return (f"_i2i_judge = {{'__name__': 'i2i_judge'}}\n"
-            f"exec(compile({code!r}, {judge.__file__!r}, 'exec'), _i2i_judge)\n"
-            f"_i2i_judge['report'](_i2i_judge['judge']({label!r}, {expression!r}, {checks_file!r}, globals()), "
-            f"{nonce!r})\n"
-            "del _i2i_judge\n")
+    code = Path(calls.__file__).read_text(encoding="utf-8")
+    return (f"_i2i_calls = {{'__name__': 'i2i_calls'}}\n"
+            f"exec(compile({code!r}, {calls.__file__!r}, 'exec'), _i2i_calls)\n"
+            f"_i2i_calls['serve']({request!r}, {checks_file!r}, globals(), {nonce!r})\n"
+            "del _i2i_calls\n")
 
 
-def _read_verdict(cell: NotebookNode, label: str, nonce: str) -> tuple[str, str]:
-    """The (status, message) that the grader's cell printed behind the nonce; an error if it printed none, or more."""
+def _read_verdict(cell: NotebookNode, nonce: str) -> str:
+    """The reply that the grader's cell printed behind the nonce (what the check's verdict is made from); an
+    :class:`judge.Unchecked` error if it printed none, or more than one."""
     prefix = nonce + " "
-    lines = [line[len(prefix):] for out in cell.get("outputs", [])
-             if out.get("output_type") == "stream" and out.get("name") == "stdout"
-             for line in out.get("text", "").splitlines() if line.startswith(prefix)]
+    text = "".join(out.get("text", "") for out in cell.get("outputs", [])
+                   if out.get("output_type") == "stream" and out.get("name") == "stdout")
+    lines = [line[len(prefix):] for line in text.splitlines() if line.startswith(prefix)]
     if not lines:
         errors = [f"{o.get('ename')}: {o.get('evalue')}" for o in cell.get("outputs", [])
                   if o.get("output_type") == "error"]
         why = f" ({errors[-1]})" if errors else ""
-        return "error", f"the grader's check gave no result{why}: the notebook may have changed its kernel; read it"
-    try:
-        found = json.loads(lines[0])
-    except json.JSONDecodeError:
-        found = None
-    if len(lines) > 1 or not isinstance(found, dict) or found.get("label") != label \
-            or found.get("status") not in judge.VERDICTS:
-        return "error", ("the grader's check gave an unexpected result: the notebook may have changed its kernel; "
-                         "read it")
-    return found["status"], str(found.get("message", ""))
+        raise judge.Unchecked("error", f"the grader's check gave no result{why}: the notebook may have changed its "
+                                       "kernel; read it")
+    if len(lines) > 1:
+        raise judge.Unchecked("error", "the grader's check gave an unexpected result: the notebook may have changed "
+                                       "its kernel; read it")
+    return lines[0]
 
 
 # ----------------------------------------------------------------------------------------------

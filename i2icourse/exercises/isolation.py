@@ -23,6 +23,7 @@ import contextlib
 import ctypes
 import os
 import secrets
+import shutil
 import signal
 import tempfile
 import time
@@ -69,16 +70,35 @@ class Run:
 
 @contextmanager
 def run_folder(prefix: str = "i2i-grade-") -> Iterator[Run]:
-    """A fresh folder and token for one run; on exit, kill every process the run left, then remove the folder."""
-    with _adopting_orphans(), tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as tmp:
+    """A fresh folder and token for one run; on exit, kill every process the run left, then remove the folder.
+
+    SIGINT and SIGTERM wait while that is done (:func:`signals_held`): a signal cannot cut the cleanup short.
+    """
+    with _adopting_orphans():
         before = _descendants(os.getpid(), _processes() or {})
-        run = Run(Path(tmp).resolve(), secrets.token_hex(16))
-        for name in ("work", "home", "tmp"):
-            (run.folder / name).mkdir()
+        run = Run(Path(tempfile.mkdtemp(prefix=prefix)).resolve(), secrets.token_hex(16))
         try:
+            for name in ("work", "home", "tmp"):
+                (run.folder / name).mkdir()
             yield run
         finally:
-            end_processes(run, before)
+            with signals_held():
+                end_processes(run, before)
+                shutil.rmtree(run.folder, ignore_errors=True)
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while inside; one sent meanwhile is delivered on the way out (POSIX)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextmanager

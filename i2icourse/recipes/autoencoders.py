@@ -17,17 +17,18 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from i2icourse import metrics
+from i2icourse import inference, metrics
 from i2icourse.inference import predict
 from i2icourse.losses import LossFn
-from i2icourse.precision import Precision, policy
+from i2icourse.precision import Precision
+from i2icourse.recipes.base import Recipe
 
 
 # ----------------------------------------------------------------------------------------------
 # Training and reconstruction
 # ----------------------------------------------------------------------------------------------
 
-class Reconstruction:
+class Reconstruction(Recipe):
     """An autoencoder trained to reproduce its input under ``loss_fn``, with Adam (chapter 2 shows :meth:`step`).
 
     ``loss_fn(reconstruction, original)`` is one of :func:`i2icourse.losses.get_loss`'s losses; the three
@@ -37,28 +38,31 @@ class Reconstruction:
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, lr: float = 1e-3, device: torch.device | str = "cpu",
                  precision: Precision | str | None = None):
-        self.device = torch.device(device)
-        self.precision = policy(self.device, precision)
+        super().__init__(device, precision)
         self.model = self.precision.to_model(model)
         self.loss_fn = loss_fn
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
 
-    def objects(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
-        """Everything a checkpoint must hold (for ``train.fit(objects=...)``); with fp16 the gradient scaler too."""
-        return {"net": self.model, "opt": self.opt, **self.precision.objects()}
+    def networks(self) -> dict[str, nn.Module]:
+        return {"net": self.model}
+
+    def training_state(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt": self.opt}
 
     def step(self, batch: torch.Tensor, step: int = 0) -> dict[str, float]:
         """One Adam step on ``loss_fn(model(x), x)``: the target of an autoencoder is its input."""
-        self.model.train()
+        self.train_mode()
         x = self.precision.to_input(batch)         # (N, 1, H, W)
         with self.precision.autocast():            # mixed precision on a GPU
             reconstruction = self.model(x).float()
         loss = self.loss_fn(reconstruction, x)     # in float32
-        self.opt.zero_grad(set_to_none=True)
-        self.precision.backward(loss)              # loss.backward(); with fp16 scaled first
-        self.precision.step(self.opt)              # self.opt.step(); with fp16 unscaled first
-        self.precision.update()
+        self.update(loss, self.opt)                # zero the gradients, back-propagate, step
+        self.finish_step()
         return {"loss": float(loss.detach())}
+
+    def translate(self, x: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
+        """The reconstructions of images ``x`` in [0, 1], (C,H,W) or (N,C,H,W), in eval mode, clamped to [0, 1]."""
+        return inference.translate(self.model, x, batch_size, signed=False).clamp(0, 1)
 
 
 def reconstruct(model: nn.Module, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:

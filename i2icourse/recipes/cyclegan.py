@@ -1,6 +1,7 @@
 """The CycleGAN training step (Zhu et al. 2017): two generators, two discriminators, a cycle.
 
-Taught in chapter 6 (``notebooks/06_cyclegan.ipynb``: ``CycleGAN.step``, ``ImagePool.query``).
+Taught in chapter 6 (``notebooks/06_cyclegan.ipynb``: ``CycleGAN.step``, ``optimize_generators``,
+``optimize_discriminators``, ``ImagePool.query``).
 
     G: A -> B,  F: B -> A,  D_B judges B images (real or G(a)),  D_A judges A images (real or F(b))
     L = L_GAN(G, D_B) + L_GAN(F, D_A) + lambda_cyc * (|F(G(a)) - a| + |G(F(b)) - b|)
@@ -29,7 +30,8 @@ from torch import nn
 
 from i2icourse import inference, io
 from i2icourse.losses import gan_loss
-from i2icourse.precision import Precision, policy
+from i2icourse.precision import Precision
+from i2icourse.recipes.base import Recipe
 from i2icourse.recipes.pix2pix import adam, as_floats, frozen, reconstruction, reconstruction_kind
 from i2icourse.recipes.schedule import linear_decay_scheduler
 
@@ -105,7 +107,7 @@ def pair_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.T
     return out[:len(x)], out[len(x):]
 
 
-class CycleGAN:
+class CycleGAN(Recipe):
     """G (A->B), F (B->A), D_A, D_B, two Adam optimisers, two image pools and the objective's settings.
 
     ``cycle``: ``l1``/``l2``/``mix``; ``lambda_cyc``: 10 (0 removes the cycle: the failure mode);
@@ -119,8 +121,7 @@ class CycleGAN:
                  betas: tuple[float, float] = (0.5, 0.999), lambda_cyc: float = 10.0, lambda_idt: float = 0.5,
                  cycle: str = "l1", gan_mode: str = "lsgan", pool: int = 50, device: torch.device | str = "cpu",
                  steps: int | None = None, decay_from: float = 0.5, precision: Precision | str | None = None):
-        self.device = torch.device(device)
-        self.precision = policy(self.device, precision)
+        super().__init__(device, precision)
         self.G, self.F = self.precision.to_model(G), self.precision.to_model(F)
         self.D_A, self.D_B = self.precision.to_model(D_A), self.precision.to_model(D_B)
         self.opt_G = adam(itertools.chain(self.G.parameters(), self.F.parameters()), lr, betas)
@@ -131,68 +132,80 @@ class CycleGAN:
         self.lambda_cyc, self.lambda_idt, self.cycle, self.gan_mode = lambda_cyc, lambda_idt, cycle, gan_mode
         reconstruction_kind(cycle)  # fail early on a bad name
 
-    def objects(self) -> dict:
-        """Everything a checkpoint must hold: four networks, two optimisers, two schedulers, two pools (and
-        with fp16 the gradient scaler)."""
-        return {"G": self.G, "F": self.F, "D_A": self.D_A, "D_B": self.D_B, "opt_G": self.opt_G,
-                "opt_D": self.opt_D, "sched_G": self.sched_G, "sched_D": self.sched_D,
-                "pool_A": self.pool_A, "pool_B": self.pool_B, **self.precision.objects()}
+    def networks(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "F": self.F, "D_A": self.D_A, "D_B": self.D_B}
+
+    def training_state(self) -> dict:
+        """Two optimisers, two schedulers and the two image pools."""
+        return {"opt_G": self.opt_G, "opt_D": self.opt_D, "sched_G": self.sched_G, "sched_D": self.sched_D,
+                "pool_A": self.pool_A, "pool_B": self.pool_B}
+
+    def distance(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """|x - target| (or the chosen ``cycle`` kind) on [-1, 1] images, in float32."""
+        return reconstruction(x, target, self.cycle)
 
     def cycle_loss(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """|F(G(a)) - a| + |G(F(b)) - b| (of the chosen kind) on [-1, 1] images."""
-        return reconstruction(self.F(self.G(a)), a, self.cycle) + reconstruction(self.G(self.F(b)), b, self.cycle)
+        return self.distance(self.F(self.G(a)), a) + self.distance(self.G(self.F(b)), b)
 
-    def _set_train(self) -> None:
-        for net in (self.G, self.F, self.D_A, self.D_B):
-            net.train()
+    def generate(self, net: nn.Module, x: torch.Tensor, own: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``net(x)``, and ``net(own)`` for the identity term when it is on (None when it is off).
+
+        ``own`` is an image of ``net``'s target domain; both come from one stacked pass where that
+        gives the same results (:func:`pair_pass`).
+        """
+        return pair_pass(net, x, own) if self.lambda_idt > 0 else (net(x), None)
 
     def step(self, batch: Mapping[str, torch.Tensor], step: int = 0) -> dict[str, float]:
         """One update of G and F, then one of D_A and D_B, on unpaired ``batch['A']``, ``batch['B']`` in [0, 1]."""
-        self._set_train()
+        self.train_mode()
         a = io.to_signed(self.precision.to_input(batch["A"]))
         b = io.to_signed(self.precision.to_input(batch["B"]))
-        # --- generators: fool both discriminators, close both cycles, leave own-domain images alone.
-        # The discriminators are frozen: their weight gradients are not needed for G's update. The
-        # networks run under autocast (mixed precision on a GPU); the losses get float32 values
-        # (``.float()``; ``reconstruction`` converts its inputs itself).
-        self.opt_G.zero_grad(set_to_none=True)
-        with frozen(self.D_A, self.D_B):
-            with self.precision.autocast():
-                # G(b) ~ b and F(a) ~ a: keeps colours when the input is already in the target domain
-                if self.lambda_idt > 0:
-                    fake_b, idt_b = pair_pass(self.G, a, b)    # G(a): A -> B, and G(b) for the identity term
-                    fake_a, idt_a = pair_pass(self.F, b, a)    # F(b): B -> A, and F(a)
-                    loss_idt = reconstruction(idt_b, b, self.cycle) + reconstruction(idt_a, a, self.cycle)
-                else:
-                    fake_b, fake_a = self.G(a), self.F(b)
-                    loss_idt = torch.zeros((), device=self.device)
-                rec_a, rec_b = self.F(fake_b), self.G(fake_a)  # F(G(a)) ~ a, G(F(b)) ~ b
-                loss_G_gan = gan_loss(self.D_B(fake_b).float(), True, self.gan_mode)
-                loss_F_gan = gan_loss(self.D_A(fake_a).float(), True, self.gan_mode)
-                loss_cyc = reconstruction(rec_a, a, self.cycle) + reconstruction(rec_b, b, self.cycle)
-                loss = (loss_G_gan + loss_F_gan + self.lambda_cyc * loss_cyc
-                        + self.lambda_idt * self.lambda_cyc * loss_idt)
-            self.precision.backward(loss)                      # loss.backward(); with fp16 scaled first
-        self.precision.step(self.opt_G)                        # self.opt_G.step(); with fp16 unscaled first
-        # --- discriminators: real vs a fake from the history pool; loss halved
-        self.opt_D.zero_grad(set_to_none=True)
-        old_b, old_a = self.pool_B.query(fake_b.float()), self.pool_A.query(fake_a.float())
-        with self.precision.autocast():
-            real_b, fake_b_score = (s.float() for s in pair_pass(self.D_B, b, old_b))
-            real_a, fake_a_score = (s.float() for s in pair_pass(self.D_A, a, old_a))
-        loss_D_B = 0.5 * (gan_loss(real_b, True, self.gan_mode) + gan_loss(fake_b_score, False, self.gan_mode))
-        loss_D_A = 0.5 * (gan_loss(real_a, True, self.gan_mode) + gan_loss(fake_a_score, False, self.gan_mode))
-        self.precision.backward(loss_D_A + loss_D_B)
-        self.precision.step(self.opt_D)
-        self.precision.update()                                # once per step, after both optimisers
-        self.sched_G.step()
-        self.sched_D.step()
+        fake_b, fake_a, loss_G_gan, loss_F_gan, loss_cyc, loss_idt = self.optimize_generators(a, b)
+        loss_D_A, loss_D_B = self.optimize_discriminators(a, b, fake_a, fake_b)
+        self.finish_step()                                     # the learning-rate schedules
         return as_floats({"G": loss_G_gan, "F": loss_F_gan, "D_A": loss_D_A, "D_B": loss_D_B,
                           "cycle": loss_cyc, "identity": loss_idt})
 
+    def optimize_generators(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """G's and F's update: fool both discriminators, close both cycles, leave own-domain images alone.
+
+        Returns the fakes G(a) and F(b), then the loss's four terms: G's and F's adversarial terms,
+        the cycle term and the identity term.
+        """
+        with frozen(self.D_A, self.D_B):                       # their own weights need no gradient here
+            with self.precision.autocast():
+                fake_b, idt_b = self.generate(self.G, a, b)    # G(a), and G(b) for the identity term
+                fake_a, idt_a = self.generate(self.F, b, a)    # F(b), and F(a)
+                rec_a, rec_b = self.F(fake_b), self.G(fake_a)  # the round trips F(G(a)) ~ a, G(F(b)) ~ b
+                loss_G_gan = gan_loss(self.D_B(fake_b).float(), True, self.gan_mode)   # D_B(G(a)) -> real
+                loss_F_gan = gan_loss(self.D_A(fake_a).float(), True, self.gan_mode)   # D_A(F(b)) -> real
+                loss_cyc = self.distance(rec_a, a) + self.distance(rec_b, b)
+                loss_idt = (self.distance(idt_b, b) + self.distance(idt_a, a) if self.lambda_idt > 0
+                            else torch.zeros((), device=self.device))
+                loss = (loss_G_gan + loss_F_gan + self.lambda_cyc * loss_cyc
+                        + self.lambda_idt * self.lambda_cyc * loss_idt)
+            self.update(loss, self.opt_G)                      # opt_G holds G's and F's parameters
+        return fake_b, fake_a, loss_G_gan, loss_F_gan, loss_cyc, loss_idt
+
+    def optimize_discriminators(self, a: torch.Tensor, b: torch.Tensor, fake_a: torch.Tensor,
+                                fake_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """D_A's and D_B's update: real images against generated ones from the history pools, loss halved.
+
+        Returns the two discriminators' losses.
+        """
+        old_b, old_a = self.pool_B.query(fake_b.float()), self.pool_A.query(fake_a.float())  # detached
+        loss_D_B = self.discriminator_loss(self.D_B, b, old_b)
+        loss_D_A = self.discriminator_loss(self.D_A, a, old_a)
+        self.update(loss_D_A + loss_D_B, self.opt_D)           # opt_D holds D_A's and D_B's parameters
+        return loss_D_A, loss_D_B
+
+    def discriminator_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """½ [L(D(real), real) + L(D(fake), fake)], with lsgan ½ [(D(real) - 1)² + D(fake)²]; one pass of D."""
+        with self.precision.autocast():
+            score_real, score_fake = (s.float() for s in pair_pass(D, real, fake))
+        return 0.5 * (gan_loss(score_real, True, self.gan_mode) + gan_loss(score_fake, False, self.gan_mode))
+
     def translate(self, x: torch.Tensor, direction: str = "AB", batch_size: int = 16) -> torch.Tensor:
         """G(x) (``AB``) or F(x) (``BA``) in [0, 1] for (C,H,W) or (N,C,H,W) images in [0, 1], in eval mode."""
-        net = {"AB": self.G, "BA": self.F}[direction]
-        out = inference.predict(net, x if x.dim() == 4 else x.unsqueeze(0), batch_size, device=self.device,
-                                fn=lambda xb: io.from_signed(net(io.to_signed(xb))))
-        return out if x.dim() == 4 else out[0]
+        return inference.translate({"AB": self.G, "BA": self.F}[direction], x, batch_size)

@@ -1,14 +1,15 @@
 """The pix2pix training step (Isola et al. 2017): a conditional GAN plus an L1 reconstruction term.
 
-Taught in chapter 4 (``notebooks/04_pix2pix.ipynb``: ``Pix2Pix.step``); chapter 5 adds its KL term
-through ``extra_loss``.
+Taught in chapter 4 (``notebooks/04_pix2pix.ipynb``: ``Pix2Pix.step``, ``update_discriminator``,
+``update_generator``); chapter 5 adds its KL term through ``extra_loss``.
 
     G* = arg min_G max_D  L_cGAN(G, D) + lambda * L_L1(G)
     L_cGAN = E[log D(x, y)] + E[log(1 - D(x, G(x)))],   L_L1 = E[|y - G(x)|_1]
 
 One call of :meth:`Pix2Pix.step` on a batch ``{'A': x, 'B': y}`` (images in [0, 1]) does one update
-of D, then one of G, as the paper does (Adam, lr 2e-4, betas (0.5, 0.999)); images are mapped to
-[-1, 1] (the tanh range) and the reconstruction term is measured there, as in the official code, so
+of D (:meth:`~Pix2Pix.update_discriminator`), then one of G (:meth:`~Pix2Pix.update_generator`), as
+the paper does (Adam, lr 2e-4, betas (0.5, 0.999)); images are mapped to [-1, 1] (the tanh range)
+and the reconstruction term is measured there, as in the official code, so
 ``lambda_rec = 100`` means what the paper means. D's loss is halved ("slows down the rate at which D
 learns relative to G"). During G's update D is frozen (:func:`frozen`), as in the official code:
 the gradient passes through D to G without computing D's own weight gradients. It returns the four
@@ -28,7 +29,8 @@ from torch import nn
 
 from i2icourse import inference, io, losses
 from i2icourse.losses import gan_loss
-from i2icourse.precision import Precision, policy
+from i2icourse.precision import Precision
+from i2icourse.recipes.base import Recipe
 from i2icourse.recipes.schedule import linear_decay_scheduler
 
 
@@ -91,16 +93,16 @@ def as_floats(values: Mapping[str, torch.Tensor]) -> dict[str, float]:
     return dict(zip(values, numbers))
 
 
-class Pix2Pix:
+class Pix2Pix(Recipe):
     """A generator, a discriminator, their Adam optimisers and the objective's settings.
 
     ``lambda_rec``: weight of the reconstruction term (100); ``rec``: ``l1``/``l2``/``mix``;
     ``lambda_gan``: weight of the GAN term (1; 0 is the paper's "L1 alone": D still learns, G ignores it);
     ``gan_mode``: ``vanilla`` (BCE, the paper) or ``lsgan``; ``extra_loss``: an optional
     extra generator term ``extra_loss(G(x), y)`` on [0, 1] images, added as ``extra_weight * term`` and
-    logged unweighted as ``extra_name`` (chapter 5's KL term); ``precision``: how the step computes,
-    a :class:`~i2icourse.precision.Precision` or its name (default: the device's,
-    :func:`i2icourse.precision.policy`: mixed precision and channels-last on CUDA, float32 elsewhere);
+    logged unweighted as ``extra_name`` (chapter 5's KL term); ``precision``: how the step computes
+    (:class:`~i2icourse.recipes.base.Recipe`; default: the device's, :func:`i2icourse.precision.policy`:
+    mixed precision and channels-last on CUDA, float32 elsewhere);
     ``steps``: the length of training, for the paper's schedule (constant learning rate for the
     first ``decay_from`` of the steps, then linear decay to 0).
     """
@@ -111,8 +113,7 @@ class Pix2Pix:
                  steps: int | None = None, decay_from: float = 0.5,
                  extra_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                  extra_weight: float = 1.0, extra_name: str = "G_extra"):
-        self.device = torch.device(device)
-        self.precision = policy(self.device, precision)
+        super().__init__(device, precision)
         self.G = self.precision.to_model(G)
         self.D = self.precision.to_model(D)
         self.opt_G = adam(self.G.parameters(), lr, betas)
@@ -125,59 +126,63 @@ class Pix2Pix:
         self.sched_D = linear_decay_scheduler(self.opt_D, steps, decay_from)
         reconstruction_kind(rec)  # fail early on a bad name
 
-    def objects(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
-        """Everything a checkpoint must hold (for ``train.fit(objects=...)``); with fp16 the gradient scaler too."""
-        return {"G": self.G, "D": self.D, "opt_G": self.opt_G, "opt_D": self.opt_D,
-                "sched_G": self.sched_G, "sched_D": self.sched_D, **self.precision.objects()}
+    def networks(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D}
+
+    def training_state(self) -> dict[str, torch.optim.Optimizer | torch.optim.lr_scheduler.LRScheduler]:
+        return {"opt_G": self.opt_G, "opt_D": self.opt_D, "sched_G": self.sched_G, "sched_D": self.sched_D}
 
     def _to(self, x: torch.Tensor) -> torch.Tensor:
         return io.to_signed(self.precision.to_input(x))
 
     def step(self, batch: Mapping[str, torch.Tensor], step: int = 0) -> dict[str, float]:
-        """One D update and one G update on ``batch['A']`` (input) and ``batch['B']`` (target), in [0, 1]."""
-        self.G.train()
-        self.D.train()
-        x, y = self._to(batch["A"]), self._to(batch["B"])
-        # The networks run under autocast (mixed precision on a GPU), the losses in float32 outside it.
+        """One D update, then one G update, on ``batch['A']`` (input x) and ``batch['B']`` (target y) in [0, 1]."""
+        self.train_mode()
+        x, y = self._to(batch["A"]), self._to(batch["B"])        # in [-1, 1], the range of G's tanh
         with self.precision.autocast():
-            fake = self.G(x).float()                           # G(x): (N, C_B, H, W) in [-1, 1]
-        # --- D: maximise log D(x, y) + log(1 - D(x, G(x))); G(x) is detached, G gets no gradient here
-        self.opt_D.zero_grad(set_to_none=True)
+            fake = self.G(x).float()                               # G(x), used by both updates
+        loss_D, d_real = self.update_discriminator(x, y, fake.detach())
+        loss_G, loss_gan, loss_rec, extra, d_fake = self.update_generator(x, y, fake)
+        self.finish_step()                                         # the learning-rate schedules
+        return as_floats({"D": loss_D, "G_GAN": loss_gan, "G_L1": loss_rec, "G": loss_G,
+                          "D_real": torch.sigmoid(d_real.detach()).mean(),
+                          "D_fake": torch.sigmoid(d_fake.detach()).mean(), **extra})
+
+    def update_discriminator(self, x: torch.Tensor, y: torch.Tensor,
+                             fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's update: maximise log D(x, y) + log(1 - D(x, G(x))), with ``fake`` = G(x) detached from G.
+
+        Returns D's (halved) loss and its logits on the real pairs.
+        """
         with self.precision.autocast():
-            d_real = self.D(x, y).float()
-            d_fake = self.D(x, fake.detach()).float()
+            d_real = self.D(x, y).float()                          # D's logits on the real pair (x, y)
+            d_fake = self.D(x, fake).float()                       # ... and on the generated pair (x, G(x))
         loss_D = 0.5 * (gan_loss(d_real, True, self.gan_mode) + gan_loss(d_fake, False, self.gan_mode))
-        self.precision.backward(loss_D)                        # loss_D.backward(); with fp16 scaled first
-        self.precision.step(self.opt_D)                        # self.opt_D.step(); with fp16 unscaled first
-        # --- G: fool D (non-saturating: maximise log D(x, G(x))) and stay close to y. D is frozen:
-        # the gradient flows through D to G, but D's own weight gradients are not computed.
-        self.opt_G.zero_grad(set_to_none=True)
-        with frozen(self.D):
+        self.update(loss_D, self.opt_D)
+        return loss_D, d_real
+
+    def update_generator(self, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor) -> tuple:
+        """G's update: fool D (non-saturating: maximise log D(x, G(x))) and stay close to y.
+
+        Returns G's loss, its GAN and reconstruction terms, the extra term (``{}`` without one) and
+        D's logits on the generated pairs.
+        """
+        with frozen(self.D):                                       # D's own weights need no gradient here
             with self.precision.autocast():
-                d_fake_G = self.D(x, fake).float()
-            loss_gan = gan_loss(d_fake_G, True, self.gan_mode)
-            loss_rec = reconstruction(fake, y, self.rec)
+                d_fake = self.D(x, fake).float()                   # fake not detached: the gradient reaches G
+            loss_gan = gan_loss(d_fake, True, self.gan_mode)
+            loss_rec = reconstruction(fake, y, self.rec)           # |y - G(x)|_1, on [-1, 1] images
             loss_G = self.lambda_gan * loss_gan + self.lambda_rec * loss_rec
             extra = {}
             if self.extra_loss is not None:  # an optional extra term on [0, 1] images, e.g. beta * KL
                 extra[self.extra_name] = self.extra_loss(io.from_signed(fake), io.from_signed(y))
                 loss_G = loss_G + self.extra_weight * extra[self.extra_name]
-            self.precision.backward(loss_G)
-        self.precision.step(self.opt_G)
-        self.precision.update()                                # once per step, after both optimisers
-        self.sched_G.step()
-        self.sched_D.step()
-        return as_floats({"D": loss_D, "G_GAN": loss_gan, "G_L1": loss_rec, "G": loss_G,
-                          "D_real": torch.sigmoid(d_real.detach()).mean(),
-                          "D_fake": torch.sigmoid(d_fake_G.detach()).mean(), **extra})
+            self.update(loss_G, self.opt_G)
+        return loss_G, loss_gan, loss_rec, extra, d_fake
 
     def translate(self, a: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
         """G(a) in [0, 1] for a (C,H,W) or (N,C,H,W) input in [0, 1], in eval mode (no dropout, running BN stats)."""
-        def run(ab: torch.Tensor) -> torch.Tensor:
-            with self.precision.autocast():
-                return io.from_signed(self.G(self._to(ab)).float())
-        out = inference.predict(self.G, a if a.dim() == 4 else a.unsqueeze(0), batch_size, fn=run)
-        return out if a.dim() == 4 else out[0]
+        return inference.translate(self.G, a, batch_size)
 
 
 class SampleLog:

@@ -12,11 +12,13 @@ import time
 import torch
 from torch import nn
 
+from i2icourse import inference
 from i2icourse.losses import LossFn
-from i2icourse.precision import Precision, policy
+from i2icourse.precision import Precision
+from i2icourse.recipes.base import Recipe
 
 
-class SuperResolution:
+class SuperResolution(Recipe):
     """A super-resolution network trained on ``loss_fn(net(x), y)`` with Adam (chapter 3 shows :meth:`step`).
 
     ``lr_drop_at``: divide the learning rate by 10 from this step on (None: never). ``seconds`` adds up
@@ -27,8 +29,7 @@ class SuperResolution:
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, lr: float = 1e-3, lr_drop_at: int | None = None,
                  device: torch.device | str = "cpu", precision: Precision | str | None = None):
-        self.device = torch.device(device)
-        self.precision = policy(self.device, precision)
+        super().__init__(device, precision)
         self.model = self.precision.to_model(model)
         self.loss_fn = loss_fn
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
@@ -36,22 +37,25 @@ class SuperResolution:
         self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, milestones=milestones, gamma=0.1)
         self.seconds = 0.0
 
-    def objects(self) -> dict[str, nn.Module | torch.optim.Optimizer | torch.optim.lr_scheduler.LRScheduler]:
-        """Everything a checkpoint must hold (for ``train.fit(objects=...)``); with fp16 the gradient scaler too."""
-        return {"net": self.model, "opt": self.opt, "sched": self.sched, **self.precision.objects()}
+    def networks(self) -> dict[str, nn.Module]:
+        return {"net": self.model}
+
+    def training_state(self) -> dict[str, torch.optim.Optimizer | torch.optim.lr_scheduler.LRScheduler]:
+        return {"opt": self.opt, "sched": self.sched}
 
     def step(self, batch: tuple[torch.Tensor, torch.Tensor], step: int = 0) -> dict[str, float]:
         """One Adam step on a batch of (bicubic input, HR target) Y patches, each (N, 1, H, W)."""
         start = time.perf_counter()
-        self.model.train()
+        self.train_mode()
         x, y = (self.precision.to_input(t) for t in batch)
         with self.precision.autocast():                    # mixed precision on a GPU
             pred = self.model(x).float()
         loss = self.loss_fn(pred, y)                       # in float32
-        self.opt.zero_grad(set_to_none=True)
-        self.precision.backward(loss)                      # loss.backward(); with fp16 scaled first
-        self.precision.step(self.opt)                      # self.opt.step(); with fp16 unscaled first
-        self.precision.update()
-        self.sched.step()
+        self.update(loss, self.opt)                        # zero the gradients, back-propagate, step
+        self.finish_step()                                 # the learning-rate schedule
         self.seconds += time.perf_counter() - start
         return {"loss": loss.item(), "seconds": self.seconds}
+
+    def translate(self, x: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+        """The network's outputs for bicubic-upscaled inputs ``x`` (C,H,W) or (N,C,H,W), in eval mode."""
+        return inference.translate(self.model, x, batch_size, signed=False)

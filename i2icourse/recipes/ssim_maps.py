@@ -19,8 +19,10 @@ import pandas as pd
 import torch
 from torch import nn
 
+from i2icourse import inference
 from i2icourse.inference import predict
-from i2icourse.precision import Precision, policy
+from i2icourse.precision import Precision
+from i2icourse.recipes.base import Recipe
 from i2icourse.tiling import tiled_apply
 
 #: Table I of the paper: model -> (type, #param, epochs, train MAE, valid MAE).
@@ -36,7 +38,7 @@ PAPER_TABLE_I: dict[str, tuple[str, int, int, float, float]] = {
 }
 
 
-class MapRegressor:
+class MapRegressor(Recipe):
     """A map predictor trained on the mean absolute error, as in the paper (chapter 1 shows :meth:`step`).
 
     ``halve_every``: halve the learning rate every this many steps (0: never). ``precision``: how the
@@ -46,30 +48,32 @@ class MapRegressor:
 
     def __init__(self, model: nn.Module, lr: float = 1e-3, halve_every: int = 0,
                  device: torch.device | str = "cpu", precision: Precision | str | None = None):
-        self.device = torch.device(device)
-        self.precision = policy(self.device, precision)
+        super().__init__(device, precision)
         self.model = self.precision.to_model(model)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=max(halve_every, 1),
                                                      gamma=0.5 if halve_every else 1.0)
 
-    def objects(self) -> dict:
-        """Everything a checkpoint must hold (for ``train.fit(objects=...)``); with fp16 the gradient scaler too."""
-        return {"model": self.model, "opt": self.opt, "sched": self.sched, **self.precision.objects()}
+    def networks(self) -> dict[str, nn.Module]:
+        return {"net": self.model}
+
+    def training_state(self) -> dict:
+        return {"opt": self.opt, "sched": self.sched}
 
     def step(self, batch: Mapping[str, torch.Tensor], step: int = 0) -> dict[str, float]:
         """One Adam step on the MAE between predicted and true maps of ``batch['A']`` / ``batch['B']``."""
-        self.model.train()
+        self.train_mode()
         x, y = self.precision.to_input(batch["A"]), self.precision.to_input(batch["B"])
         with self.precision.autocast():              # mixed precision on a GPU
             pred = self.model(x).float()
         loss = (pred - y).abs().mean()               # in float32
-        self.opt.zero_grad(set_to_none=True)
-        self.precision.backward(loss)                # loss.backward(); with fp16 scaled first
-        self.precision.step(self.opt)                # self.opt.step(); with fp16 unscaled first
-        self.precision.update()
-        self.sched.step()
+        self.update(loss, self.opt)                  # zero the gradients, back-propagate, step
+        self.finish_step()                           # the learning-rate schedule
         return {"mae": loss.item()}
+
+    def translate(self, x: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+        """The predicted SSIM maps of images ``x`` (3,H,W) or (N,3,H,W) in [0, 1], in eval mode."""
+        return inference.translate(self.model, x, batch_size, signed=False)
 
 
 def map_gan(generator: nn.Module, n_layers: int = 3, ndf: int = 64, lambda_l1: float = 100.0, lr: float = 2e-4,
