@@ -15,6 +15,11 @@ $(BIN)/python:
 setup: $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[book,test]"
 
+# The same installation, once per change of pyproject.toml (the install is editable: code changes need none).
+$(VENV)/installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[book,test]"
+	touch $@
+
 book: setup
 	$(BIN)/jupyter-book build $(BOOKFLAGS) --all book/
 
@@ -29,7 +34,7 @@ test: setup
 # or Jupyter kernels (the markers that tests/conftest.py gives; pyproject.toml lists them).
 FAST ?= not (notebook or book or browser or distributed or kernel)
 
-test-fast: setup
+test-fast: $(VENV)/installed
 	OMP_NUM_THREADS=1 I2I_PROFILE=smoke $(BIN)/python -m pytest -n 2 -m "$(FAST)" tests
 
 students: setup

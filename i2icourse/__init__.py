@@ -18,10 +18,10 @@ import from its own layer and the layers below it; tests/layers.py is the tested
     data/                    dataset registry, fetch (downloads, mirror), photos, datasets (never models)
     losses, distortions      losses built on the metrics; blur, noise, compression
     metrics                  numbers on tensors: PSNR, SSIM, MS-SSIM, ... (never losses)
-    runtime, io, inference   ground floor: profile/device/seed, image files and colour spaces, running
+    runtime, images, inference  ground floor: profile/device/seed, image files, colour spaces, running
                              a network; they import nothing of the package
 
-Import the submodules you need: ``from i2icourse import io, metrics``.
+Import the submodules you need: ``from i2icourse import images, metrics``.
 """
 __version__ = "0.1.0"
 

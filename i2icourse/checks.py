@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import torch
 
-from i2icourse import io
+from i2icourse import images
 
 #: A check: takes the student's answer, returns a success message or raises :class:`Wrong`.
 Check = Callable[[Any], str]
@@ -133,10 +133,10 @@ def number(value: Any, what: str) -> float:
 def photo(name: str, top: int, left: int, height: int, width: int, grey: bool = False) -> torch.Tensor:
     """A crop of one of scikit-image's bundled photos (``astronaut``, ``camera``, ``coffee``) as a (C,H,W) tensor."""
     from skimage import data
-    x = io.from_numpy(getattr(data, name)(), name)
+    x = images.from_numpy(getattr(data, name)(), name)
     if grey and x.shape[0] == 3:
-        x = io.rgb_to_grey(x)
-    return io.crop(x, top, left, height, width)
+        x = images.rgb_to_grey(x)
+    return images.crop(x, top, left, height, width)
 
 
 def noisy(x: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
@@ -210,7 +210,7 @@ def _check_grey(my_grey: Callable[[torch.Tensor], Any]) -> str:
         if not (lo >= -1e-6 and hi <= 1 + 1e-6):
             hint = " (like the input, grey levels lie in [0, 1], not 0..255)" if hi > 2 else ""
             raise Wrong(f"on {what}, values lie in [{lo:.4g}, {hi:.4g}], expected [0, 1]{hint}")
-        want = io.rgb_to_grey(x).double()
+        want = images.rgb_to_grey(x).double()
         diff = (got - want).abs()
         if float(diff.max()) > 1e-4:
             _, r, c = (int(i) for i in torch.nonzero(diff == diff.max())[0])
@@ -485,14 +485,14 @@ def _check_sr_pair(my_sr_pair: Callable[..., Any]) -> str:
         if float((g_hr - want_hr.double()).abs().max()) > 1e-4:
             hint = ""
             if abs(float(g_hr.mean() - want_hr.double().mean()) - 16 / 255) < 0.02 or float(g_hr.min()) < 15 / 255:
-                hint = " (Y as MATLAB computes it starts at 16/255: use io.rgb_to_y)"
+                hint = " (Y as MATLAB computes it starts at 16/255: use images.rgb_to_y)"
             raise Wrong(f"on {what}, y_hr differs from the HR image's Y channel{hint}")
         err = float((g_in - want_in.double()).abs().max())
         if err > 1e-4:
             if err < 3 / 255:
                 hint = " (close: is the LR image rounded to 8 bits, and enlarged to exactly the HR size?)"
             else:
-                hint = " (is the LR image made by io.resize with antialiasing, to (H / scale, W / scale)?)"
+                hint = " (is the LR image made by images.resize with antialiasing, to (H / scale, W / scale)?)"
             raise Wrong(f"on {what}, y_in differs from the expected upscaled input by up to {err * 255:.2f} "
                         f"grey levels{hint}")
     return f"my_sr_pair matches sr_pair on {len(cases)} images"
@@ -500,14 +500,14 @@ def _check_sr_pair(my_sr_pair: Callable[..., Any]) -> str:
 
 def reference_sr_psnr(y_out: torch.Tensor, y_hr: torch.Tensor, scale: int) -> float:
     """PSNR in dB after dropping ``scale`` pixels on every side, in float64."""
-    a, b = io.shave(y_out.double(), scale), io.shave(y_hr.double(), scale)
+    a, b = images.shave(y_out.double(), scale), images.shave(y_hr.double(), scale)
     return float(10 * torch.log10(1 / ((a - b) ** 2).mean()))
 
 
 @register("ex-03-2")
 def _check_sr_psnr(sr_psnr: Callable[..., Any]) -> str:
     """sr_psnr(y_out, y_hr, scale): PSNR with a shaved border, on a Y crop with border-heavy errors."""
-    y = io.rgb_to_y(photo("astronaut", 60, 180, 48, 40))
+    y = images.rgb_to_y(photo("astronaut", 60, 180, 48, 40))
     g = torch.Generator().manual_seed(5)
     cases = []
     for scale in (2, 3, 4):

@@ -33,7 +33,7 @@ import torch
 from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
-from i2icourse import distributed, io, runtime, train
+from i2icourse import distributed, images, runtime, train
 from i2icourse.experiments import EXPERIMENTS, Experiment, checkpoint_path, data_record, generator, settings
 
 #: How many training items the sample grids show.
@@ -61,7 +61,7 @@ def save_samples(experiment: Experiment, net: torch.nn.Module, inputs: torch.Ten
     outputs = experiment.translator(net)(inputs)
     grid = make_grid(torch.cat([inputs.expand(-1, outputs.shape[1], -1, -1), outputs]), nrow=len(inputs),
                      padding=2, pad_value=1.0)
-    return io.save_image(grid, path)
+    return images.save_image(grid, path)
 
 
 #: The networks of each experiment's recipe that train: under torchrun each is wrapped in DDP.
@@ -226,12 +226,12 @@ def _apply(args: argparse.Namespace) -> None:
     tile = args.tile or P["size"]
     overlap = tile // 4 if args.overlap is None else args.overlap
     for source, target in zip(args.inputs, targets):
-        image = io.load_image(source)
+        image = images.load_image(source)
         try:
             result = experiment.apply(net, image, P, tile, overlap)
         except KeyError as e:
             raise CommandError(f"{path}: the checkpoint's settings have no {e.args[0]}") from None
-        io.save_image(result, target)
+        images.save_image(result, target)
         print(f"{source} -> {target} ({image.shape[-1]}x{image.shape[-2]} -> {result.shape[-1]}x{result.shape[-2]})")
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from i2icourse.io import check_image, from_numpy, to_numpy
+from i2icourse.images import check_image, from_numpy, to_numpy
 from i2icourse.metrics import gaussian_window
 
 

@@ -74,8 +74,8 @@ def translate(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batc
     """``net``'s outputs in [0, 1] for images ``x`` in [0, 1], (C, H, W) or (N, C, H, W), by :func:`predict`.
 
     ``signed``: ``net`` works in [-1, 1], the range of a tanh generator (pix2pix's, CycleGAN's): the
-    images are mapped there (``2 x - 1``, :func:`i2icourse.io.to_signed`) and the outputs back
-    (``(y + 1) / 2``, clamped to [0, 1]: :func:`i2icourse.io.from_signed`). ``signed=False``: the
+    images are mapped there (``2 x - 1``, :func:`i2icourse.images.to_signed`) and the outputs back
+    (``(y + 1) / 2``, clamped to [0, 1]: :func:`i2icourse.images.from_signed`). ``signed=False``: the
     images go in and the outputs come out as they are. Always in float32, whatever precision the
     network was trained in: a measurement does not depend on how the training computed.
     """

@@ -27,17 +27,17 @@ import torch
 from torch import nn
 
 from i2icourse import metrics
-from i2icourse.io import ImageError, check_image
+from i2icourse.images import ImageError, check_image
 
 #: A loss: ``loss(pred, target)`` -> a scalar tensor.
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-#: The range of the images' values: (0, 1), or (-1, 1) for images mapped by ``io.to_signed``.
+#: The range of the images' values: (0, 1), or (-1, 1) for images mapped by ``images.to_signed``.
 Range = tuple[float, float]
 
 
 def check_pair(pred: torch.Tensor, target: torch.Tensor, fn: str, min_size: int = 1,
                value_range: Range = (0.0, 1.0)) -> None:
-    """Raise :class:`~i2icourse.io.ImageError` unless ``target`` is an image in ``value_range`` and ``pred`` a
+    """Raise :class:`~i2icourse.images.ImageError` unless ``target`` is an image in ``value_range`` and ``pred`` a
     finite float tensor of its shape, both at least ``min_size`` pixels a side; ``fn`` names the loss in the message.
 
     Every loss of the course starts with it, so that a wrong target fails with a message, not a

@@ -27,7 +27,7 @@ code and ``piq`` do; PSNR pools the squared error over all channels.
 
 Taught in chapter 0 (``notebooks/00_measuring_image_quality.ipynb``: every metric, and the code of
 the SSIM map); chapter 1 learns the SSIM map, chapter 2 trains with MS-SSIM and shows its scales.
-This module imports only torch and the image checks of :mod:`i2icourse.io`.
+This module imports only torch and the image checks of :mod:`i2icourse.images`.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from typing import Literal, Sequence
 import torch
 import torch.nn.functional as F
 
-from i2icourse.io import ImageError, check_image
+from i2icourse.images import ImageError, check_image
 
 #: The MS-SSIM exponents of Wang, Simoncelli & Bovik 2003, finest scale first (they sum to 1).
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -368,7 +368,7 @@ def uqi(x: torch.Tensor, y: torch.Tensor, block_size: int = 8, full: bool = Fals
 # ----------------------------------------------------------------------------------------------
 
 def _luma(x: torch.Tensor) -> torch.Tensor:
-    """ITU-R 601-2 luma of (N,3,H,W), as :func:`i2icourse.io.rgb_to_grey`; one channel is kept as is."""
+    """ITU-R 601-2 luma of (N,3,H,W), as :func:`i2icourse.images.rgb_to_grey`; one channel is kept as is."""
     if x.shape[1] == 1:
         return x
     return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from i2icourse import io, metrics
+from i2icourse import images as image_io, metrics
 from i2icourse.inference import predict
 from i2icourse.data.sr import degrade, load_photos, sr_pair
 from i2icourse.tiling import tiled_apply
@@ -47,9 +47,9 @@ def upscale_photo(net: nn.Module, image: torch.Tensor, scale: int, tile: int = 2
     Unlike :func:`evaluate_image` nothing is shrunk first: the photo itself is the input (chapter 3's
     "your own photo", and ``python -m i2icourse apply`` for an SRCNN checkpoint).
     """
-    up = io.rgb_to_ycbcr(io.resize(image, scale=scale).clamp(0, 1))         # (3, sH, sW)
+    up = image_io.rgb_to_ycbcr(image_io.resize(image, scale=scale).clamp(0, 1))         # (3, sH, sW)
     y = tiled_apply(lambda y_in: upscaler(net)(y_in).clamp(0, 1), up[:1], tile, overlap)
-    return io.ycbcr_to_rgb(torch.cat([y.to(up), up[1:]])).clamp(0, 1)
+    return image_io.ycbcr_to_rgb(torch.cat([y.to(up), up[1:]])).clamp(0, 1)
 
 
 def load_set(name: str) -> dict[str, torch.Tensor]:
@@ -64,9 +64,9 @@ def evaluate_image(method: Upscaler, image: torch.Tensor, scale: int, shave: int
     y_in, y_hr = sr_pair(image, scale)
     y_out = method(y_in.unsqueeze(0))[0].float().clamp(0, 1)   # (1, H, W)
     if y_out.shape != y_hr.shape:
-        raise io.ImageError(f"evaluate: the method returned shape {tuple(y_out.shape)} for an input of "
+        raise image_io.ImageError(f"evaluate: the method returned shape {tuple(y_out.shape)} for an input of "
                             f"shape {tuple(y_in.shape)}; it must keep the size")
-    a, b = io.shave(y_out, border), io.shave(y_hr, border)
+    a, b = image_io.shave(y_out, border), image_io.shave(y_hr, border)
     return float(metrics.psnr(a, b)), float(metrics.ssim(a, b)), y_out
 
 
@@ -101,7 +101,7 @@ def colour(y: torch.Tensor, image: torch.Tensor, scale: int) -> torch.Tensor:
     Methods work on Y only; colour comes from the bicubic-upscaled LR image, as in SRCNN's figures.
     """
     image = image.expand(3, *image.shape[-2:]) if image.shape[-3] == 1 else image
-    hr = io.crop_to_multiple(image, scale)
-    up = io.resize(degrade(hr, scale), size=tuple(hr.shape[-2:]))
-    ycbcr = io.rgb_to_ycbcr(up)
-    return io.ycbcr_to_rgb(torch.cat([y.to(ycbcr), ycbcr[1:]], dim=0))
+    hr = image_io.crop_to_multiple(image, scale)
+    up = image_io.resize(degrade(hr, scale), size=tuple(hr.shape[-2:]))
+    ycbcr = image_io.rgb_to_ycbcr(up)
+    return image_io.ycbcr_to_rgb(torch.cat([y.to(ycbcr), ycbcr[1:]], dim=0))

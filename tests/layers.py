@@ -17,7 +17,7 @@ package, and ``models`` import only torch (a network file can be copied out alon
 from __future__ import annotations
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("runtime", "io", "inference"),          # ground floor: profile/device/seed, image files, running a network
+    ("runtime", "images", "inference"),          # ground floor: profile/device/seed, image files, running a network
     ("metrics",),                            # image quality on tensors
     ("losses", "distortions"),               # built on the metrics (losses never imported by metrics)
     ("data",),                               # registry, fetch, photos, datasets (never models)

@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from i2icourse.data import get, sha256sum
-from i2icourse.io import IMAGE_SUFFIXES
+from i2icourse.images import IMAGE_SUFFIXES
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from i2icourse import cli, experiments, io, train
+from i2icourse import cli, experiments, images as image_io, train
 from i2icourse.data.paired import write_pairs
 from i2icourse.models.unet import UNetGenerator
 
@@ -36,7 +36,7 @@ def random_images(n: int, h: int, w: int, seed: int) -> list[torch.Tensor]:
 
 def photo(path: Path, h: int = 50, w: int = 70) -> Path:
     """A photo of another size than the training crops."""
-    return io.save_image(random_images(1, h, w, seed=9)[0], path)
+    return image_io.save_image(random_images(1, h, w, seed=9)[0], path)
 
 
 def apply(capsys, *args: str) -> str:
@@ -59,7 +59,7 @@ def test_pix2pix_trains_resumes_and_applies_at_any_size(tmp_path, checkpoints, c
     (checkpoint,) = (checkpoints / "smoke" / "cli").glob("pix2pix_pairs_*.pt")  # the folder's name and digest
     samples = checkpoint.with_name(checkpoint.stem + "_samples")
     assert sorted(p.name for p in samples.iterdir()) == ["step0000003.png", "step0000004.png"]
-    grid = io.load_image(samples / "step0000004.png")
+    grid = image_io.load_image(samples / "step0000004.png")
     assert grid.shape == (3, 2 * 64 + 3 * 2, 4 * 64 + 5 * 2)  # inputs above outputs, four of each
 
     for old in samples.iterdir():
@@ -76,14 +76,14 @@ def test_pix2pix_trains_resumes_and_applies_at_any_size(tmp_path, checkpoints, c
 
     out = apply(capsys, str(checkpoint), str(photo(tmp_path / "phone.jpg")), "--out", str(tmp_path / "out"))
     assert "phone_out.png" in out and "70x50 -> 70x50" in out
-    assert io.load_image(tmp_path / "out" / "phone_out.png").shape == (3, 50, 70)
+    assert image_io.load_image(tmp_path / "out" / "phone_out.png").shape == (3, 50, 70)
 
 
 def test_cyclegan_trains_on_unpaired_folders_and_applies_both_generators(tmp_path, capsys):
     data = tmp_path / "h2z"
     for side, seed in (("trainA", 2), ("trainB", 3)):
         for i, x in enumerate(random_images(3, 40, 44, seed)):
-            io.save_image(x, data / side / f"{i}.png")
+            image_io.save_image(x, data / side / f"{i}.png")
     checkpoint = tmp_path / "cyclegan.pt"
     assert cli.main(["train", "cyclegan", "--data", str(data), *SMOKE, "--steps", "2",
                      "--checkpoint", str(checkpoint), "--out", str(tmp_path / "grids")]) == 0
@@ -91,20 +91,20 @@ def test_cyclegan_trains_on_unpaired_folders_and_applies_both_generators(tmp_pat
     image = photo(tmp_path / "horse.png")
     apply(capsys, str(checkpoint), str(image), "--out", str(tmp_path / "G"))
     apply(capsys, str(checkpoint), str(image), "--out", str(tmp_path / "F"), "--reverse")
-    g, f = (io.load_image(tmp_path / side / "horse_out.png") for side in ("G", "F"))
+    g, f = (image_io.load_image(tmp_path / side / "horse_out.png") for side in ("G", "F"))
     assert g.shape == f.shape == (3, 50, 70)
     assert not torch.equal(g, f)  # two different generators
 
 
 def test_srcnn_trains_on_a_folder_of_photos_and_upscales(tmp_path, capsys):
     for i, x in enumerate(random_images(2, 48, 40, 4)):
-        io.save_image(x, tmp_path / "photos" / f"{i}.png")
+        image_io.save_image(x, tmp_path / "photos" / f"{i}.png")
     checkpoint = tmp_path / "srcnn.pt"
     assert cli.main(["train", "srcnn", "--data", str(tmp_path / "photos"), *SMOKE, "--steps", "2",
                      "--checkpoint", str(checkpoint)]) == 0
     out = apply(capsys, str(checkpoint), str(photo(tmp_path / "small.png")), "--out", str(tmp_path / "up"))
     assert "70x50 -> 280x200" in out  # the smoke profile's scale is 4
-    assert io.load_image(tmp_path / "up" / "small_out.png").shape == (3, 200, 280)
+    assert image_io.load_image(tmp_path / "up" / "small_out.png").shape == (3, 200, 280)
 
 
 def test_set_is_checked_as_i2i_settings_is(tmp_path, capsys):
@@ -205,7 +205,7 @@ def photo_folders(tmp_path: Path) -> tuple[Path, Path]:
     folders = tmp_path / "a" / "photos", tmp_path / "b" / "photos"
     for seed, folder in enumerate(folders):
         for i, x in enumerate(random_images(2, 48, 40, 10 + seed)):
-            io.save_image(x, folder / f"{i}.png")
+            image_io.save_image(x, folder / f"{i}.png")
     return folders
 
 
@@ -229,7 +229,7 @@ def test_two_folders_of_one_name_are_two_runs_and_a_checkpoint_of_other_data_is_
     assert f"trained on {a.resolve()}" in error and f"not on {b.resolve()}" in error
     assert len(error.strip().splitlines()) == 1 and explicit.read_bytes() == before
 
-    io.save_image(random_images(1, 48, 40, 20)[0], a / "2.png")  # the same folder with another photo
+    image_io.save_image(random_images(1, 48, 40, 20)[0], a / "2.png")  # the same folder with another photo
     assert cli.main(["train", "srcnn", "--data", str(a), *SMOKE, "--steps", "4", "--checkpoint", str(explicit)]) == 1
     assert "trained on" in capsys.readouterr().err
 
@@ -238,7 +238,7 @@ def test_apply_keeps_outputs_of_one_name_apart_and_replaces_only_with_overwrite(
     a, b = photo_folders(tmp_path)
     checkpoint = tmp_path / "srcnn.pt"
     assert cli.main(["train", "srcnn", "--data", str(a), *SMOKE, "--steps", "1", "--checkpoint", str(checkpoint)]) == 0
-    io.save_image(random_images(1, 20, 24, 30)[0], a / "0.jpg")        # the same stem as a/0.png
+    image_io.save_image(random_images(1, 20, 24, 30)[0], a / "0.jpg")        # the same stem as a/0.png
     inputs = [str(a / "0.png"), str(b / "0.png"), str(a / "0.jpg")]
     out = tmp_path / "out"
     apply(capsys, str(checkpoint), *inputs, "--out", str(out))

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from i2icourse import io, train
+from i2icourse import images, train
 from i2icourse.data.unpaired import (UnalignedDataset, dusk_grade, dusk_ungrade, film_negative, film_positive, flat_colour,
                                      hidden_truth_task)
 from i2icourse.models.patchgan import patchgan
@@ -263,7 +263,7 @@ def test_unaligned_dataset_reads_the_cyclegan_layout(tmp_path):
     for split, n in (("trainA", 2), ("trainB", 3), ("testA", 1), ("testB", 1)):
         (tmp_path / split).mkdir()
         for i, x in enumerate(photos(n, 24, seed=n)):
-            io.save_image(x, tmp_path / split / f"{i}.png")
+            images.save_image(x, tmp_path / split / f"{i}.png")
     ds = UnalignedDataset(tmp_path, 16)
     assert (len(ds.A), len(ds.B)) == (2, 3)
     assert len(UnalignedDataset(tmp_path, 16, phase="test", train=False)) == 1

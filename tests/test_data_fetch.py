@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from i2icourse import io
+from i2icourse import images as image_io
 from i2icourse.data import (REGISTRY, ArchiveLimits, ChecksumError, DataError, DataUnavailableError, Dataset,
                             UnsafeArchiveError, UnverifiedDownloadWarning, data_root, download, extract, fetch, get,
                             image_files)
@@ -188,7 +188,7 @@ def test_fetch_downloads_verifies_unpacks_and_second_fetch_is_instant(server, tm
     cache = tmp_path / "cache"
     assert path == cache / "toy" / "toy"
     assert [p.name for p in image_files(entry, "train")] == ["a.png", "b.png"]
-    assert io.load_image(path / "test" / "c.png").shape == (3, 6, 8)
+    assert image_io.load_image(path / "test" / "c.png").shape == (3, 6, 8)
     assert (cache / "toy" / ".i2icourse.json").is_file()
     assert not any((cache / "downloads").iterdir())  # archive removed after unpacking, no .part left
     assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
@@ -712,7 +712,7 @@ def test_the_dataset_lock_of_a_killed_process_does_not_block(tmp_path, method):
 def _stage_set5(mirror: Path) -> Path:
     folder = mirror / "sr_benchmarks" / "Set5"
     for i, name in enumerate(["baby", "bird", "butterfly", "head", "woman"]):
-        io.save_image(torch.rand(3, 12, 10 + i), folder / f"{name}.png")
+        image_io.save_image(torch.rand(3, 12, 10 + i), folder / f"{name}.png")
     return folder
 
 
@@ -723,8 +723,8 @@ def test_mirror_folder_is_used_as_is_and_never_written(tmp_path, monkeypatch):
     monkeypatch.setenv("I2I_DATA_MIRROR", str(mirror))
     path = fetch("Set5")
     assert path == folder
-    files = io.list_images(path)
-    assert len(files) == 5 and io.load_image(files[0]).shape[0] == 3
+    files = image_io.list_images(path)
+    assert len(files) == 5 and image_io.load_image(files[0]).shape[0] == 3
     assert tree(mirror) == before and not (tmp_path / "cache").exists()
 
 
@@ -745,7 +745,7 @@ def test_shared_mirror(monkeypatch, name, count):
     monkeypatch.setenv("I2I_DATA_MIRROR", str(SHARED))
     files = image_files(name)
     assert len(files) == count
-    x = io.load_image(files[0])
+    x = image_io.load_image(files[0])
     assert x.shape[0] == 3 and 0 <= float(x.min()) <= float(x.max()) <= 1
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from i2icourse import io
+from i2icourse import images
 from i2icourse.data import PHOTOS, lfw_faces, skimage_photos
 from i2icourse.data.photos import fit
 
@@ -12,7 +12,7 @@ def test_all_photos_load_as_rgb_tensors_in_range():
     photos = skimage_photos()
     assert list(photos) == list(PHOTOS)
     for name, x in photos.items():
-        io.check_image(x, name, channels=(3,), batched=False)
+        images.check_image(x, name, channels=(3,), batched=False)
     assert photos["astronaut"].shape == (3, 512, 512)
     camera = photos["camera"]  # a grey photo, repeated to three channels
     assert torch.equal(camera[0], camera[1]) and torch.equal(camera[1], camera[2])
@@ -75,5 +75,5 @@ def test_upscale_photo_upscales_any_size_and_keeps_the_colour():
     identity = torch.nn.Conv2d(1, 1, 1)                     # a "network" that returns its input
     with torch.no_grad():
         identity.weight.fill_(1.0), identity.bias.zero_()
-    bicubic = io.resize(x, scale=3).clamp(0, 1)
+    bicubic = images.resize(x, scale=3).clamp(0, 1)
     assert torch.allclose(sr_eval.upscale_photo(identity, x, 3, tile=32, overlap=8), bicubic, atol=1e-4)

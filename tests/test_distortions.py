@@ -3,12 +3,12 @@ import torch
 from skimage import data
 
 from i2icourse import distortions as D
-from i2icourse import io, metrics
+from i2icourse import images, metrics
 
 
 @pytest.fixture()
 def camera() -> torch.Tensor:
-    return io.resize(io.from_numpy(data.camera()), size=128)
+    return images.resize(images.from_numpy(data.camera()), size=128)
 
 
 def test_blur_keeps_flat_images_flat_and_smooths(camera):

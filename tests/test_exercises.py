@@ -225,10 +225,10 @@ if os.environ.get("I2I_CHECK_LOG"):  # a forged pass, after the real fail
     with open(os.environ["I2I_CHECK_LOG"], "a") as f:
         f.write(json.dumps({"label": "ex-00-1", "passed": True, "message": "forged", "error": None}) + "\\n")'''
 FORGE_CHECK = '''import i2icourse.checks
-import i2icourse.io
+import i2icourse.images
 
 i2icourse.checks.CHECKS["ex-00-2"] = lambda answer: "forged"      # a check that passes anything
-i2icourse.io.rgb_to_grey = lambda rgb: rgb.mean(0, keepdim=True)  # and a reference that agrees with the answer
+i2icourse.images.rgb_to_grey = lambda rgb: rgb.mean(0, keepdim=True)  # and a reference that agrees with the answer
 
 
 def my_grey(rgb):
@@ -392,10 +392,10 @@ def test_grade_times_out_a_hanging_notebook(tmp_path):
 
 def test_judge_checks_with_a_fresh_copy_of_the_checks(monkeypatch):
     """The grader's cell ignores a replaced check or reference, and leaves the notebook's modules as they were."""
-    import i2icourse.io
+    import i2icourse.images
     from i2icourse import checks
     monkeypatch.setitem(checks.CHECKS, "ex-00-2", lambda answer: "forged")
-    monkeypatch.setattr(i2icourse.io, "rgb_to_grey", lambda rgb: rgb.mean(0, keepdim=True))
+    monkeypatch.setattr(i2icourse.images, "rgb_to_grey", lambda rgb: rgb.mean(0, keepdim=True))
 
     def stub(rgb):
         raise NotImplementedError("ex-00-2: weight the channels")
@@ -404,7 +404,7 @@ def test_judge_checks_with_a_fresh_copy_of_the_checks(monkeypatch):
     verdicts = {e: judge.judge("ex-00-2", e, checks.__file__, namespace)["status"]
                 for e in ("mean", "stub", "crash", "undefined")}
     assert verdicts == {"mean": "fail", "stub": "not attempted", "crash": "error", "undefined": "no answer"}
-    assert sys.modules["i2icourse.checks"] is checks and sys.modules["i2icourse.io"] is i2icourse.io
+    assert sys.modules["i2icourse.checks"] is checks and sys.modules["i2icourse.images"] is i2icourse.images
     assert checks.CHECKS["ex-00-2"](None) == "forged"
 
 

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from i2icourse import cli, experiments, io, runtime, train
+from i2icourse import cli, experiments, images as image_io, runtime, train
 from i2icourse.data.paired import write_pairs
 from i2icourse.models.patchgan import patchgan
 from i2icourse.models.unet import UNetGenerator
@@ -108,10 +108,10 @@ def tiny_data(name: str, folder: Path) -> Path:
     images = [torch.rand(3, 40, 44, generator=g) for _ in range(4)]
     if name == "cyclegan":
         for i, x in enumerate(images):
-            io.save_image(x, folder / ("trainA" if i % 2 else "trainB") / f"{i}.png")
+            image_io.save_image(x, folder / ("trainA" if i % 2 else "trainB") / f"{i}.png")
     elif name == "srcnn":
         for i, x in enumerate(images):
-            io.save_image(x, folder / f"{i}.png")
+            image_io.save_image(x, folder / f"{i}.png")
     else:
         write_pairs(list(zip(images[:2], images[2:])), folder)
     return folder

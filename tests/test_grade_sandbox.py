@@ -70,7 +70,7 @@ for pid in ["{grader}"] + os.listdir("/proc"):  # any folder named on a command 
         pass
 leaked = False
 for place in places:
-    for path in glob.glob(os.path.join(place, "**", "*.ipynb"), recursive=True):
+    for path in glob.glob(os.path.join(place, "*.ipynb")):
         try:
             cells = json.load(open(path))["cells"]
         except (OSError, ValueError, KeyError):

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from i2icourse import checks, distortions, metrics
-from i2icourse import io as course_io
+from i2icourse import images as course_io
 from i2icourse.data.sr import sr_pair
 from i2icourse.exercises import calls, grade, grade_notebook, judge
 from i2icourse.models.layers import count_parameters

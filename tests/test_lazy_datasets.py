@@ -4,7 +4,7 @@ import pickle
 import pytest
 import torch
 
-from i2icourse import io, train
+from i2icourse import images as image_io, train
 from i2icourse.data.paired import AlignedDataset, LazyImages, read_pairs, write_pairs
 from i2icourse.data.unpaired import UnalignedDataset, read_unaligned
 
@@ -26,20 +26,20 @@ def cyclegan_folder(tmp_path):
     """CycleGAN's layout: 3 train A, 5 train B, 2 test A, 2 test B images of different sizes."""
     for split, n, h in (("trainA", 3, 20), ("trainB", 5, 24), ("testA", 2, 20), ("testB", 2, 22)):
         for i, x in enumerate(photos(n, h, seed=h + n)):
-            io.save_image(x, tmp_path / split / f"{split}_{i}.png")
+            image_io.save_image(x, tmp_path / split / f"{split}_{i}.png")
     return tmp_path
 
 
 @pytest.fixture
 def decodes(monkeypatch):
-    """The files decoded through ``i2icourse.io.load_image`` since the fixture started, in order."""
-    seen, load = [], io.load_image
+    """The files decoded through ``i2icourse.images.load_image`` since the fixture started, in order."""
+    seen, load = [], image_io.load_image
 
     def counting(path, mode="rgb"):
         seen.append(path)
         return load(path, mode)
 
-    monkeypatch.setattr(io, "load_image", counting)
+    monkeypatch.setattr(image_io, "load_image", counting)
     return seen
 
 
@@ -120,12 +120,12 @@ def test_an_unreadable_file_is_named_when_its_item_is_read(pair_folder, cyclegan
     (pair_folder / "0002.png").write_bytes(b"not an image")
     ds = AlignedDataset(pair_folder, 12)                        # listing does not open the files
     assert ds[1]["A"].shape == (3, 12, 12)
-    with pytest.raises(io.ImageError, match="0002.png"):
+    with pytest.raises(image_io.ImageError, match="0002.png"):
         ds[2]
 
     (cyclegan_folder / "trainB" / "trainB_4.png").write_bytes(b"\x89PNG broken")
     unpaired = UnalignedDataset(cyclegan_folder, 16, train=False)
-    with pytest.raises(io.ImageError, match="trainB_4.png"):
+    with pytest.raises(image_io.ImageError, match="trainB_4.png"):
         unpaired[4]
 
 
@@ -139,7 +139,7 @@ def test_a_b_folders_with_different_names_fail_at_construction(pair_folder, deco
 
 @pytest.mark.parametrize("pair_folder", ["folders"], indirect=True)
 def test_a_b_files_of_different_sizes_are_named_when_read(pair_folder):
-    io.save_image(torch.rand(3, 10, 10), pair_folder / "B" / "0001.png")
+    image_io.save_image(torch.rand(3, 10, 10), pair_folder / "B" / "0001.png")
     ds = AlignedDataset(pair_folder, 8)
     assert ds[0]["A"].shape == (3, 8, 8)
     with pytest.raises(ValueError, match=r"0001.png.*not aligned"):
@@ -147,8 +147,8 @@ def test_a_b_files_of_different_sizes_are_named_when_read(pair_folder):
 
 
 def test_lazy_images_read_the_same_image_as_load_image(cyclegan_folder):
-    files = io.list_images(cyclegan_folder / "testB")
+    files = image_io.list_images(cyclegan_folder / "testB")
     images = LazyImages(files, "grey")
     assert len(images) == 2 and "2 files" in repr(images)
-    assert torch.equal(images[-1], io.load_image(files[-1], "grey"))
-    assert torch.equal(pickle.loads(pickle.dumps(images))[0], io.load_image(files[0], "grey"))
+    assert torch.equal(images[-1], image_io.load_image(files[-1], "grey"))
+    assert torch.equal(pickle.loads(pickle.dumps(images))[0], image_io.load_image(files[0], "grey"))

@@ -5,7 +5,7 @@ import torch
 from skimage import data
 
 from i2icourse import losses, metrics
-from i2icourse.io import ImageError
+from i2icourse.images import ImageError
 
 
 def photo(size: int, colour: bool = True) -> torch.Tensor:

@@ -19,7 +19,7 @@ from skimage.color import rgb2gray
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from i2icourse import metrics
-from i2icourse.io import ImageError
+from i2icourse.images import ImageError
 
 # ----------------------------------------------------------------------------------------------
 # Photos and distortions (NumPy float64 in [0, 1], (H, W) or (H, W, 3)); crops keep the tests fast

@@ -19,7 +19,7 @@ def _module_name(path: Path, root: Path) -> list[str]:
 
 def import_sites(path: Path, root: Path = PKG) -> list[tuple[int, str]]:
     """(line, name) for each i2icourse name that ``path`` imports, the name cut to its first two parts
-    ('i2icourse.io', or 'i2icourse.REPOSITORY_URL' for a name of the package root).
+    ('i2icourse.images', or 'i2icourse.REPOSITORY_URL' for a name of the package root).
 
     Every import counts: at the top, inside functions, and relative ones (``from ..tiling import x``
     in ``i2icourse/recipes/ssim_maps.py`` is ``i2icourse.tiling``), resolved against ``path``'s package.
@@ -41,7 +41,7 @@ def import_sites(path: Path, root: Path = PKG) -> list[tuple[int, str]]:
 
 
 def package_imports(path: Path, root: Path = PKG) -> set[str]:
-    """The i2icourse modules that ``path`` imports (first two name parts, e.g. 'i2icourse.io'), as
+    """The i2icourse modules that ``path`` imports (first two name parts, e.g. 'i2icourse.images'), as
     :func:`import_sites` finds them."""
     return {name for _, name in import_sites(path, root)}
 
@@ -233,13 +233,13 @@ def test_the_private_name_check_sees_imports_and_attributes(tmp_path):
     root = tmp_path / "i2icourse"
     (root / "recipes").mkdir(parents=True)
     f = root / "recipes" / "leak.py"
-    f.write_text("from i2icourse import losses, metrics as m\nimport i2icourse.io\nimport i2icourse.train as T\n"
+    f.write_text("from i2icourse import losses, metrics as m\nimport i2icourse.images\nimport i2icourse.train as T\n"
                  "from i2icourse.metrics import _pair, ssim\nfrom ..data import _hidden\nfrom . import _sibling\n"
                  "from .pix2pix import frozen\n\n"
                  "def f(x):\n    from i2icourse.tiling import _starts\n    losses._check(x)\n"
-                 "    y = m._ms_ssim(x) + i2icourse.io._interval(x) + T._rng_state()\n"
+                 "    y = m._ms_ssim(x) + i2icourse.images._interval(x) + T._rng_state()\n"
                  "    return losses.l1(x) + x._private + losses.__name__ + frozen._inner + ssim(x)\n")
-    assert private_uses(f, root) == ["i2icourse.data._hidden", "i2icourse.io._interval", "i2icourse.losses._check",
+    assert private_uses(f, root) == ["i2icourse.data._hidden", "i2icourse.images._interval", "i2icourse.losses._check",
                                      "i2icourse.metrics._ms_ssim", "i2icourse.metrics._pair",
                                      "i2icourse.recipes._sibling", "i2icourse.recipes.pix2pix.frozen._inner",
                                      "i2icourse.tiling._starts", "i2icourse.train._rng_state"]

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from i2icourse import io, losses, train
+from i2icourse import images, losses, train
 from i2icourse.data.paired import (AlignedDataset, join_side_by_side, make_pairs, read_pairs,
                                    split_side_by_side, write_pairs)
 from i2icourse.fid import frechet_distance, inception_features, features, precision_recall
@@ -141,7 +141,7 @@ def test_the_reconstruction_term_is_the_losses_pixel_loss_on_the_tanh_range(kind
     pred, target = torch.rand(2, 3, 8, 8, generator=g) * 2 - 1, torch.rand(2, 3, 8, 8, generator=g) * 2 - 1
     want = losses.get_loss(name, value_range=(-1, 1))(pred, target)
     assert torch.equal(reconstruction(pred, target, kind), want)
-    with pytest.raises(io.ImageError, match=r"values must lie in \[-1, 1\]"):
+    with pytest.raises(images.ImageError, match=r"values must lie in \[-1, 1\]"):
         reconstruction(pred, target * 127.5 + 127.5, kind)          # a 0..255 target is refused
     with pytest.raises(ValueError, match="'l1', 'l2' or 'mix'"):
         Pix2Pix(UNetGenerator(depth=5, ngf=4), patchgan(16, ndf=4), rec="ssim")
@@ -287,7 +287,7 @@ def test_side_by_side_and_folders(tmp_path):
 
 @pytest.mark.parametrize("task,ca", [("colourisation", 1), ("edges", 1), ("phone", 3)])
 def test_offline_tasks(task, ca):
-    photo = io.resize(torch.rand(3, 8, 8), size=48)
+    photo = images.resize(torch.rand(3, 8, 8), size=48)
     (a, b), = make_pairs([photo], task)
     assert a.shape == (ca, 48, 48) and torch.equal(b, photo)
     assert 0 <= float(a.min()) and float(a.max()) <= 1

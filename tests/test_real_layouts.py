@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import minidata
-from i2icourse import io, sr_eval
+from i2icourse import images as image_io, sr_eval
 from i2icourse.data import DataError, fetch, get, image_files, load_photos
 from i2icourse.data.autoencoding import _YALE_NAME, STL10Grey, yale_b
 from i2icourse.data.fetch import MARKER, resolve
@@ -91,7 +91,7 @@ def test_pix2pix_files_read_as_the_photo_left_and_the_map_right(mini, name):
     root, archive = fetch(name, progress=False), mini.archives[name]
     for split in get(name).layout:
         truth = archive.under(f"{name}/{split}")
-        files, pairs = io.list_images(root / split), read_pairs(root / split)
+        files, pairs = image_io.list_images(root / split), read_pairs(root / split)
         assert [f.name for f in files] == sorted(truth) and len(pairs) == len(truth)
         for f, (a, b) in zip(files, pairs):
             ab = truth[f.name]
@@ -134,7 +134,7 @@ def test_stl10_grey_gives_back_the_images_written_column_major(mini, split):
     assert (truth[:, :, 0, :] != truth[:, :, :, 0]).any(axis=(1, 2)).all()   # a transposed read would differ
     images = STL10Grey(split)
     assert len(images) == minidata.STL10_SIZES[split]
-    want = torch.stack([io.rgb_to_grey(torch.from_numpy(x).float() / 255) for x in truth])
+    want = torch.stack([image_io.rgb_to_grey(torch.from_numpy(x).float() / 255) for x in truth])
     torch.testing.assert_close(images.stack(), want)
 
 
@@ -148,7 +148,7 @@ def test_yale_b_parses_people_and_lightings_and_reads_their_pixels(mini):
                                                       probe.targets["azimuth"].tolist(),
                                                       probe.targets["elevation"].tolist()))
     assert got == sorted((p, a, e) for p in people for a, e in minidata.YALE_LIGHTS)
-    want = torch.stack([io.resize(torch.from_numpy(px).float()[None] / 255, size=(16, 16)) for _, px in lit])
+    want = torch.stack([image_io.resize(torch.from_numpy(px).float()[None] / 255, size=(16, 16)) for _, px in lit])
     torch.testing.assert_close(probe.images, want)
 
 
@@ -194,7 +194,7 @@ def test_dped_phone_patches_match_the_canon_ones_by_name(mini):
             shot = image_files("DPED", f"{phone}/{part}/{phone}")
             canon = image_files("DPED", f"{phone}/{part}/canon")
             assert [f.name for f in shot] == [f.name for f in canon]
-            assert all(io.load_image(f).shape == (3, 100, 100) for f in shot + canon)
+            assert all(image_io.load_image(f).shape == (3, 100, 100) for f in shot + canon)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from i2icourse import experiments, inference, io, losses
+from i2icourse import experiments, inference, images, losses
 from i2icourse.models.autoencoder import ConvAutoencoder
 from i2icourse.models.patchgan import PatchDiscriminator, patchgan
 from i2icourse.models.resnet_generator import ResnetGenerator
@@ -129,7 +129,7 @@ def test_translate_maps_to_the_tanh_range_and_back_in_eval_mode():
     out = inference.translate(net, x, batch_size=len(x))
     assert net.training
     with inference.evaluating(net):
-        want = io.from_signed(net(io.to_signed(x)))
+        want = images.from_signed(net(images.to_signed(x)))
     assert torch.equal(out, want)
     assert torch.allclose(inference.translate(net, x, batch_size=2), want, atol=1e-6)  # in chunks
     one = inference.translate(net, x[0])                                             # one (C, H, W) image

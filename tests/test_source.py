@@ -13,7 +13,7 @@ import torch
 matplotlib.use("Agg")
 
 import i2icourse  # noqa: E402
-from i2icourse import metrics, plot, source  # noqa: E402
+from i2icourse import metrics, plot, source# noqa: E402
 from i2icourse.models.srcnn import SRCNN  # noqa: E402
 from i2icourse.models.unet import UNetGenerator  # noqa: E402
 from i2icourse.recipes import autoencoders  # noqa: E402

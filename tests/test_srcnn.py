@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from i2icourse import io, sr_eval
+from i2icourse import images as image_io, sr_eval
 from i2icourse.checks import CHECKS, check, passes
 from i2icourse.data.sr import SRPatches, degrade, load_photos, sr_pair, y_channel
 from i2icourse.models.srcnn import SRCNN
@@ -28,7 +28,7 @@ def photo(h=70, w=90, seed=0):
     """A smooth random colour image (a photo stand-in) of shape (3, h, w)."""
     g = torch.Generator().manual_seed(seed)
     small = torch.rand(1, 3, h // 6 + 2, w // 6 + 2, generator=g)
-    return io.resize(small, size=(h, w))[0]
+    return image_io.resize(small, size=(h, w))[0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -71,19 +71,19 @@ def test_sr_pair_crops_to_multiple_and_keeps_size():
     x = photo(70, 90)
     y_in, y_hr = sr_pair(x, 4)
     assert y_in.shape == y_hr.shape == (1, 68, 88)
-    assert torch.allclose(y_hr, io.rgb_to_y(x[:, :68, :88]))
+    assert torch.allclose(y_hr, image_io.rgb_to_y(x[:, :68, :88]))
     assert y_hr.min() >= 16 / 255 - 1e-6 and y_hr.max() <= 235 / 255 + 1e-6
     # the input is the bicubic round trip of an 8-bit LR image
     lr = degrade(x[:, :68, :88], 4)
     assert lr.shape == (3, 17, 22) and torch.allclose(lr * 255, (lr * 255).round(), atol=1e-4)
-    assert torch.allclose(y_in, io.rgb_to_y(io.resize(lr, size=(68, 88))), atol=1e-6)
-    with pytest.raises(io.ImageError, match="multiple"):
+    assert torch.allclose(y_in, image_io.rgb_to_y(image_io.resize(lr, size=(68, 88))), atol=1e-6)
+    with pytest.raises(image_io.ImageError, match="multiple"):
         degrade(x, 4)
 
 
 def test_grey_images_count_as_r_equals_g_equals_b():
     g = photo(40, 40)[:1]
-    assert torch.allclose(y_channel(g), io.rgb_to_y(g.expand(3, -1, -1)))
+    assert torch.allclose(y_channel(g), image_io.rgb_to_y(g.expand(3, -1, -1)))
     assert torch.allclose(y_channel(g), 16 / 255 + g * 219 / 255, atol=1e-6)
 
 
@@ -109,14 +109,14 @@ def test_patches_align_with_their_source_pair():
 def test_patches_skip_tiny_photos_and_fail_without_any():
     ds = SRPatches({"big": photo(40, 40), "tiny": photo(20, 20)}, patches=5)
     assert ds.names == ["big"]
-    with pytest.raises(io.ImageError, match="33x33"):
+    with pytest.raises(image_io.ImageError, match="33x33"):
         SRPatches({"tiny": photo(20, 20)}, patches=5)
 
 
 def test_load_photos_from_folder_tensor_and_list(tmp_path):
     a, b = photo(40, 50, 1), photo(36, 36, 2)
-    io.save_image(a, tmp_path / "a.png")
-    io.save_image(b, tmp_path / "b.png")
+    image_io.save_image(a, tmp_path / "a.png")
+    image_io.save_image(b, tmp_path / "b.png")
     from_folder = load_photos(tmp_path)
     assert sorted(from_folder) == ["a", "b"] and from_folder["a"].shape == (3, 40, 50)
     assert list(load_photos(a)) == ["image"]
@@ -183,7 +183,7 @@ def test_evaluation_runs_a_model_and_restores_its_mode():
     assert net.training
     bic = sr_eval.evaluate(sr_eval.bicubic, {"toy": {"a": photo(48, 60)}}, scale=3)
     assert abs(table.PSNR.item() - bic.PSNR.item()) < 0.01   # the untrained residual net is bicubic
-    with pytest.raises(io.ImageError, match="keep the size"):
+    with pytest.raises(image_io.ImageError, match="keep the size"):
         sr_eval.evaluate(lambda y: y[..., 1:, :], {"toy": {"a": photo(48, 60)}}, scale=3)
 
 
@@ -192,7 +192,7 @@ def test_colour_puts_y_into_the_bicubic_colours():
     y_in, _ = sr_pair(x, 4)
     rgb = sr_eval.colour(y_in, x, 4)
     assert rgb.shape == (3, 48, 60)
-    assert torch.allclose(io.rgb_to_y(rgb), y_in, atol=2e-3)
+    assert torch.allclose(image_io.rgb_to_y(rgb), y_in, atol=2e-3)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -202,31 +202,31 @@ def test_colour_puts_y_into_the_bicubic_colours():
 def my_sr_pair(image, scale):
     if image.shape[0] == 1:
         image = image.expand(3, -1, -1)
-    hr = io.crop_to_multiple(image, scale)
-    lr = io.resize(hr, size=(hr.shape[1] // scale, hr.shape[2] // scale))
+    hr = image_io.crop_to_multiple(image, scale)
+    lr = image_io.resize(hr, size=(hr.shape[1] // scale, hr.shape[2] // scale))
     lr = torch.round(lr * 255) / 255
-    up = io.resize(lr, size=tuple(hr.shape[1:]))
-    return io.rgb_to_y(up), io.rgb_to_y(hr)
+    up = image_io.resize(lr, size=tuple(hr.shape[1:]))
+    return image_io.rgb_to_y(up), image_io.rgb_to_y(hr)
 
 
 def sr_pair_no_antialias(image, scale):
     image = image.expand(3, -1, -1) if image.shape[0] == 1 else image
-    hr = io.crop_to_multiple(image, scale)
-    lr = io.resize(hr, size=(hr.shape[1] // scale, hr.shape[2] // scale), antialias=False)
-    return io.rgb_to_y(io.resize(lr, size=tuple(hr.shape[1:]))), io.rgb_to_y(hr)
+    hr = image_io.crop_to_multiple(image, scale)
+    lr = image_io.resize(hr, size=(hr.shape[1] // scale, hr.shape[2] // scale), antialias=False)
+    return image_io.rgb_to_y(image_io.resize(lr, size=tuple(hr.shape[1:]))), image_io.rgb_to_y(hr)
 
 
 def sr_pair_luma(image, scale):
     image = image.expand(3, -1, -1) if image.shape[0] == 1 else image
-    hr = io.crop_to_multiple(image, scale)
-    lr = torch.round(io.resize(hr, size=(hr.shape[1] // scale, hr.shape[2] // scale)) * 255) / 255
-    return io.rgb_to_grey(io.resize(lr, size=tuple(hr.shape[1:]))), io.rgb_to_grey(hr)
+    hr = image_io.crop_to_multiple(image, scale)
+    lr = torch.round(image_io.resize(hr, size=(hr.shape[1] // scale, hr.shape[2] // scale)) * 255) / 255
+    return image_io.rgb_to_grey(image_io.resize(lr, size=tuple(hr.shape[1:]))), image_io.rgb_to_grey(hr)
 
 
 def sr_pair_no_crop(image, scale):
     image = image.expand(3, -1, -1) if image.shape[0] == 1 else image
-    lr = io.resize(image, size=(image.shape[1] // scale, image.shape[2] // scale))
-    return io.rgb_to_y(io.resize(lr, size=tuple(image.shape[1:]))), io.rgb_to_y(image)
+    lr = image_io.resize(image, size=(image.shape[1] // scale, image.shape[2] // scale))
+    return image_io.rgb_to_y(image_io.resize(lr, size=tuple(image.shape[1:]))), image_io.rgb_to_y(image)
 
 
 def sr_psnr(y_out, y_hr, scale):

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from i2icourse import analysis, checks, distortions, inference, io, metrics
+from i2icourse import analysis, checks, distortions, inference, images, metrics
 from i2icourse.data import quality_maps
 from i2icourse.data.photos import skimage_photos
 from i2icourse.models import ssim_map_nets
@@ -40,7 +40,7 @@ def test_distortions_are_deterministic_and_ssim_falls_with_level(astronaut, kind
         a = distortions.waterloo_distort(x, kind, level, seed=7)
         b = distortions.waterloo_distort(x, kind, level, seed=7)
         assert torch.equal(a, b) and a.shape == x.shape
-        scores.append(float(metrics.ssim(io.rgb_to_grey(a), io.rgb_to_grey(x))))
+        scores.append(float(metrics.ssim(images.rgb_to_grey(a), images.rgb_to_grey(x))))
     assert all(s2 < s1 for s1, s2 in zip(scores, scores[1:])), (kind, scores)
     assert scores[0] < 0.999
     assert torch.equal(distortions.waterloo_distort(x, kind, 0), x)
@@ -57,7 +57,7 @@ def test_jpeg2000_hits_the_bit_rate(astronaut):
     import io as bio
     from PIL import Image
     x = astronaut
-    a = (io.to_numpy(x) * 255 + 0.5).astype(np.uint8)
+    a = (images.to_numpy(x) * 255 + 0.5).astype(np.uint8)
     for bpp in (0.46, 0.07):
         buf = bio.BytesIO()
         Image.fromarray(a).save(buf, format="JPEG2000", quality_mode="rates", quality_layers=[24 / bpp],
@@ -88,7 +88,7 @@ def test_split_by_image_never_shares_a_photo():
 
 @pytest.fixture(scope="module")
 def pairs(photos, tmp_path_factory):
-    small = {k: io.resize(v, size=96) for k, v in photos.items()}
+    small = {k: images.resize(v, size=96) for k, v in photos.items()}
     cache = tmp_path_factory.mktemp("qm")
     p = quality_maps.build_pairs(small, keep=64, seed=0, cache=cache, progress=False)
     again = quality_maps.build_pairs(small, keep=64, seed=0, cache=cache, progress=False)   # from the cache
@@ -104,10 +104,10 @@ def test_pairs_hold_21_versions_per_photo_and_true_maps(pairs, photos):
     assert 0.0 <= float(pairs.maps.float().min()) and float(pairs.maps.float().max()) <= 1.0
     # a map is the centre of the SSIM map of the whole distorted photo
     j = next(k for k in range(len(pairs)) if pairs.kind[k] == "blur" and pairs.level[k] == 2)
-    x = io.resize(photos[pairs.photo[j]], size=96)
-    x = io.from_numpy((io.to_numpy(x) * 255 + 0.5).astype(np.uint8))
+    x = images.resize(photos[pairs.photo[j]], size=96)
+    x = images.from_numpy((images.to_numpy(x) * 255 + 0.5).astype(np.uint8))
     full = quality_maps.ssim_target(distortions.waterloo_distort(x, "blur", 2), x)
-    assert torch.allclose(io.center_crop(full, 64), pairs.map(j), atol=2e-3)
+    assert torch.allclose(images.center_crop(full, 64), pairs.map(j), atol=2e-3)
 
 
 def test_dataset_is_balanced(pairs):
@@ -119,7 +119,7 @@ def test_dataset_is_balanced(pairs):
 
 def test_patches_of_image_and_map_are_aligned(pairs):
     # replace the maps by the grey images themselves: an aligned crop keeps map == grey(image)
-    fake = quality_maps.Pairs(pairs.images, io.rgb_to_grey(pairs.images.float() / 255).half(), pairs.photo, pairs.kind,
+    fake = quality_maps.Pairs(pairs.images, images.rgb_to_grey(pairs.images.float() / 255).half(), pairs.photo, pairs.kind,
                    pairs.level)
     torch.manual_seed(0)
     for train in (True, False):
@@ -127,7 +127,7 @@ def test_patches_of_image_and_map_are_aligned(pairs):
         for j in range(0, len(ds), 7):
             s = ds[j]
             assert s["A"].shape == (3, 24, 24) and s["B"].shape == (1, 24, 24)
-            assert torch.allclose(io.rgb_to_grey(s["A"]), s["B"].float(), atol=2e-3)
+            assert torch.allclose(images.rgb_to_grey(s["A"]), s["B"].float(), atol=2e-3)
     ds = quality_maps.QualityMapPairs(pairs, patch=24, train=False)
     assert torch.equal(ds[5]["A"], ds[5]["A"])
 
@@ -173,7 +173,7 @@ def test_builder_rejects_unknown_names_and_bad_sizes():
 def test_regressor_learns_a_fixed_batch():
     torch.manual_seed(0)
     x = torch.rand(4, 3, 32, 32)
-    batch = {"A": x, "B": io.rgb_to_grey(x)}
+    batch = {"A": x, "B": images.rgb_to_grey(x)}
     reg = ssim_maps.MapRegressor(ssim_map_nets.build("unet", base=4), lr=3e-3, halve_every=50)
     first = reg.step(batch)["mae"]
     for s in range(60):

@@ -8,7 +8,7 @@
   Yale B, cropped (:func:`yale_b`: identity, light azimuth and elevation, resized to 48x48 as in the
   paper). ``cpu``/``smoke``: scikit-image's LFW subset, faces vs non-faces (:func:`lfw_probe`).
 
-Images are grey by the ITU-R 601-2 luma transform (:func:`i2icourse.io.rgb_to_grey`), as in the paper.
+Images are grey by the ITU-R 601-2 luma transform (:func:`i2icourse.images.rgb_to_grey`), as in the paper.
 This module never imports ``models``.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from i2icourse import io as image_io
+from i2icourse import images as image_io
 from i2icourse.data.fetch import fetch
 from i2icourse.data.photos import lfw_faces, load_photos
 

@@ -73,7 +73,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from i2icourse import io as image_io
+from i2icourse import images as image_io
 from i2icourse.data.archives import (ArchiveLimits, BadArchive, NoRarTool, UnsafeArchiveError, archive_kind, extract,
                                      extract_locked)
 from i2icourse.data.download import ChecksumError, UnverifiedDownloadWarning, download, sha256sum, verify_file

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from i2icourse import io as image_io
+from i2icourse import images as image_io
 
 #: Classes: name -> (prototype colour a region's mean colour is matched to, code colour painted in the map).
 CLASSES: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {

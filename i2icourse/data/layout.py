@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from i2icourse import io as image_io
+from i2icourse import images as image_io
 from i2icourse.data.registry import Dataset
 
 MARKER = ".i2icourse.json"  #: the file in a dataset's folder that says it is complete, and what it holds

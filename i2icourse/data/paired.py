@@ -46,7 +46,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from i2icourse import distortions
-from i2icourse import io as image_io
+from i2icourse import images as image_io
 
 Pair = tuple[torch.Tensor, torch.Tensor]
 
@@ -87,7 +87,7 @@ def write_pairs(pairs: Sequence[Pair], folder: str | Path, layout: str = "side_b
 
 
 class LazyImages(Sequence):
-    """Image files that are decoded (with :func:`i2icourse.io.load_image`) only when indexed.
+    """Image files that are decoded (with :func:`i2icourse.images.load_image`) only when indexed.
 
     ``images[i]`` reads file ``i`` as a (C,H,W) tensor, every time: nothing is cached, so memory
     holds the file list only. Iterating reads the files one by one. It keeps paths, not open files,

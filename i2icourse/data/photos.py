@@ -6,7 +6,7 @@ runs on the bundled photos (the smoke profile, offline), a fetched dataset (``cp
 
 The bundled photos are real photographs (scikit-image's ``skimage.data`` documents each one's source
 and licence: public domain or free to use), so a notebook can show a model on a real picture from its
-first cell, before any dataset is fetched. Every photo passes through :mod:`i2icourse.io`.
+first cell, before any dataset is fetched. Every photo passes through :mod:`i2icourse.images`.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Iterable, Mapping, Sequence
 
 import torch
 
-from i2icourse import io as image_io
+from i2icourse import images as image_io
 
 #: The bundled photos of ``skimage.data`` (no download needed); camera, brick, grass and gravel are grey.
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "brick", "grass", "gravel", "retina",
@@ -56,7 +56,7 @@ def skimage_photos(names: Sequence[str] | None = None, size: int | tuple[int, in
     """The named photos (all of :data:`PHOTOS` by default) as (C,H,W) tensors in [0, 1], by name.
 
     ``mode``: ``rgb`` gives 3 channels (grey photos repeated), ``grey`` 1 (ITU-R 601 luma, as
-    ``io.load_image``), ``keep`` the photo's own. ``size`` (an int or (H, W)) centre-crops to that aspect
+    ``images.load_image``), ``keep`` the photo's own. ``size`` (an int or (H, W)) centre-crops to that aspect
     ratio and resizes, so that the photos can be stacked into one batch.
     """
     import skimage.data  # imported here: only the functions that need it pay for it
@@ -90,7 +90,7 @@ def load_photos(source: PhotoSource | Iterable[PhotoSource], mode: image_io.Mode
     Strings that are not existing paths name datasets of the data layer: ``"CBSD68"``, ``"BSDS500/train"``
     (name/split, fetched through :func:`i2icourse.data.image_files`) or ``"skimage"`` (the bundled photos
     of :data:`SKIMAGE_TRAIN`, which need no download). A folder's photos come in file-name order.
-    ``mode`` (``"rgb"`` or ``"grey"``) is how files are read (:func:`i2icourse.io.load_image`); tensors
+    ``mode`` (``"rgb"`` or ``"grey"``) is how files are read (:func:`i2icourse.images.load_image`); tensors
     and dicts are returned as given.
     """
     out: dict[str, torch.Tensor] = {}
@@ -124,7 +124,7 @@ def your_photo(source: str | Path | None = None, max_side: int | None = 1024) ->
     """A photo to run a trained model on, as ``(name, (3, H, W) tensor in [0, 1])``.
 
     ``source``: a file's path; ``"upload"`` on Colab opens the browser's upload dialog; None gives
-    :data:`EXAMPLE_PHOTO`. Phone photos come in upright (:func:`i2icourse.io.load_image` applies their EXIF
+    :data:`EXAMPLE_PHOTO`. Phone photos come in upright (:func:`i2icourse.images.load_image` applies their EXIF
     orientation). A photo whose longer side exceeds ``max_side`` is resized down, with a note: on a CPU
     a 12-megapixel photo takes minutes through a network; ``max_side=None`` keeps every pixel (the
     models run tile by tile, so any size fits in memory). Taught in chapters 3, 4 and 6.

@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from i2icourse import io as image_io
+from i2icourse import images as image_io
 from i2icourse import metrics
 from i2icourse.distortions import WATERLOO_TYPES, waterloo_versions
 

@@ -3,10 +3,10 @@
 The usual SR convention, so that our numbers compare with published ones:
 
 1. crop the high-resolution (HR) image so that its sides are multiples of the scale;
-2. make the low-resolution (LR) image by bicubic downscaling *with antialiasing* (``io.resize``, within
+2. make the low-resolution (LR) image by bicubic downscaling *with antialiasing* (``images.resize``, within
    ~0.1 grey level of MATLAB's ``imresize``) and store it in 8 bits, as an LR image file would be;
 3. upscale it back by bicubic interpolation to the HR size: the network's input;
-4. keep the Y channel of YCbCr as MATLAB computes it (``io.rgb_to_y``): 16 + 65.481 R + 128.553 G +
+4. keep the Y channel of YCbCr as MATLAB computes it (``images.rgb_to_y``): 16 + 65.481 R + 128.553 G +
    24.966 B for RGB in [0, 1], i.e. Y in [16, 235] / 255.
 
 :func:`sr_pair` does this for one image; :class:`SRPatches` cuts aligned 33x33 patches from the pairs
@@ -21,7 +21,7 @@ from typing import Iterable
 import torch
 from torch.utils.data import Dataset
 
-from i2icourse import io as image_io
+from i2icourse import images as image_io
 from i2icourse.data.photos import SKIMAGE_TRAIN, PhotoSource, load_photos  # noqa: F401 (re-exported)
 
 def y_channel(x: torch.Tensor) -> torch.Tensor:
@@ -43,7 +43,7 @@ def degrade(hr: torch.Tensor, scale: int, quantized: bool = True) -> torch.Tenso
     H, W = hr.shape[-2:]
     if H % scale or W % scale:
         raise image_io.ImageError(f"degrade: the HR image is {H}x{W}, not a multiple of the scale {scale} "
-                                  "(crop it with io.crop_to_multiple first)")
+                                  "(crop it with images.crop_to_multiple first)")
     lr = image_io.resize(hr, size=(H // scale, W // scale))
     return quantize(lr) if quantized else lr
 

@@ -41,7 +41,7 @@ import torch
 from torch.utils.data import Dataset
 
 from i2icourse import distortions
-from i2icourse import io as image_io
+from i2icourse import images as image_io
 from i2icourse.data.paired import LazyImages, crop_transform
 
 #: The dusk grade's exponents per channel (R, G, B): < 1 brightens, > 1 darkens.

@@ -32,16 +32,27 @@ code checks. Open questions are not graded. A notebook that is not valid JSON, o
 the CSV files, a cell that a spreadsheet would read as a formula (it starts with ``=``, ``+``,
 ``-`` or ``@``) gets a ``'`` in front.
 
+The kernel runs in a sandbox (:mod:`i2icourse.exercises.sandbox`: bubblewrap's user, PID, mount
+and network namespaces) unless the caller passes ``sandbox=False`` (the command line's
+``--no-sandbox``); :func:`grade` refuses to run without one otherwise. A SIGINT or SIGTERM that
+reaches the grader during a run ends that run only (an ``error`` row); a second one within
+:data:`STOP_WINDOW` seconds stops the grading.
+
 What this defends, and what it does not: a notebook cannot forge a result by printing one, writing
 a log, or replacing ``i2icourse.checks.CHECKS`` or a package function; it cannot change how its
 classmates are graded (they were read before it ran) or the results files (written after every run
-and its processes ended); it does not see the grader's environment. But it runs as the grader's
-user, without a container: code it leaves in its kernel (a patched ``torch`` function or builtin,
-an IPython hook, a thread) runs while the checks do and can still change what they report; it can
-read and write any file that user can (including other submissions on disk), and use the CPU and
-the network; and the answer itself is called inside the check, so it runs alongside it too. For
-marks that count, run the grader in a container (see the instructors' page) and read the notebook
-behind any surprising result.
+and its processes ended); it does not get the grader's environment. In the sandbox it also cannot
+see the grader's process (its ``/proc`` entries, command line and environment) or signal it, read
+the instructor's files (the chapter notebooks, the repository's ``notebooks/``, ``.git`` and built
+book), the submissions folder or the grader's ``HOME``, write anywhere but its run's folder (the
+package and ``/`` are read-only), use the network, or leave a process behind (the namespace dies
+with the run). It still runs code in the kernel the checks run in: a patched ``torch`` function or
+builtin, an IPython hook or a thread can change what the checks report, and the answer itself is
+called inside the check. It can read the machine's world-readable files, and use the CPU and
+memory until its timeout. Without the sandbox it runs as the grader's user: it can read and write
+any file that user can (including the solutions and other submissions on disk), read the grader's
+command line, signal it (ending its own run), use the network, and hand a job to another service
+(``cron``, ``at``). Read the notebook behind any surprising result.
 """
 from __future__ import annotations
 

@@ -14,8 +14,12 @@ process it may have left is killed before the folder is removed:
   environment and ``/`` as its working directory.
 
 Every new descendant of the grader counts as the run's, so runs go one at a time (as in
-:func:`i2icourse.exercises.grade`). What escapes this without a container: a job handed to another
-service (``cron``, ``at``, ``systemd-run --user``).
+:func:`i2icourse.exercises.grade`). SIGINT and SIGTERM wait while a run's processes are killed, so
+a signal cannot cut that short. This is what keeps runs apart with or without a sandbox; the
+sandbox (:mod:`i2icourse.exercises.sandbox`) adds what this cannot: a kernel that cannot see the
+grader or the instructor's files, write outside its folder, reach the network, or outlive its PID
+namespace. What escapes this module alone: a job handed to another service (``cron``, ``at``,
+``systemd-run --user``), and everything the grader's user may read or write.
 """
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from jupyter_client import KernelManager
+from jupyter_client import AsyncKernelManager
 
 NOBODY = 65534
 #: The machine's shared places, replaced by empty folders in the sandbox.
@@ -147,7 +147,7 @@ def _outermost(paths: Iterable[Path]) -> list[Path]:
     return [p for p in paths if not any(q in p.parents for q in paths)]
 
 
-def kernel_manager(kernel: str, sandbox: Sandbox, folder: Path, workdir: Path) -> KernelManager:
+def kernel_manager(kernel: str, sandbox: Sandbox, folder: Path, workdir: Path) -> AsyncKernelManager:
     """A manager for kernel ``kernel`` run in ``sandbox``, talking to the grader through socket files in ``folder``.
 
     Its network namespace has no way to the grader's ``127.0.0.1``, so the kernel uses ZMQ's ``ipc``
@@ -163,7 +163,7 @@ def kernel_manager(kernel: str, sandbox: Sandbox, folder: Path, workdir: Path) -
     return km
 
 
-class _SandboxedKernelManager(KernelManager):
+class _SandboxedKernelManager(AsyncKernelManager):
     """A kernel manager that wraps the kernel's command in the sandbox and gives it its connection file."""
     sandbox: Sandbox
     folder: Path

@@ -7,7 +7,7 @@
 
 Every function draws on matplotlib and returns the figure, so a notebook can show it, save it or
 add to it. Images are (C,H,W) tensors in [0, 1], as everywhere in the course. The figures import
-nothing of the package but :mod:`i2icourse.io`.
+nothing of the package but :mod:`i2icourse.images`.
 """
 import matplotlib.pyplot as plt  # noqa: F401  (``plot.plt``: a chapter draws a figure of its own with it)
 

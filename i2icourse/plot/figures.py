@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from i2icourse.io import to_numpy
+from i2icourse.images import to_numpy
 
 #: What the figures take as an image: a (C,H,W) tensor in [0, 1] or an (H,W[,C]) NumPy array.
 Image = torch.Tensor | np.ndarray

@@ -39,7 +39,7 @@ def _place_names(tally: Tally) -> list[str]:
 
 def _judge_order(names: Sequence[str], seed: int) -> list[str]:
     """``names`` in the order a judge sees them, drawn from ``seed``: the draw of
-    :func:`i2icourse.analysis.shuffled`, made here so that the figures import nothing but ``io``."""
+    :func:`i2icourse.analysis.shuffled`, made here so that the figures import nothing but ``images``."""
     order = list(names)
     random.Random(seed).shuffle(order)
     return order

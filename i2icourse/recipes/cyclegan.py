@@ -28,7 +28,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from i2icourse import inference, io
+from i2icourse import inference, images as image_io
 from i2icourse.losses import gan_loss
 from i2icourse.precision import Precision
 from i2icourse.recipes.base import Recipe
@@ -159,8 +159,8 @@ class CycleGAN(Recipe):
     def step(self, batch: Mapping[str, torch.Tensor], step: int = 0) -> dict[str, float]:
         """One update of G and F, then one of D_A and D_B, on unpaired ``batch['A']``, ``batch['B']`` in [0, 1]."""
         self.train_mode()
-        a = io.to_signed(self.precision.to_input(batch["A"]))
-        b = io.to_signed(self.precision.to_input(batch["B"]))
+        a = image_io.to_signed(self.precision.to_input(batch["A"]))
+        b = image_io.to_signed(self.precision.to_input(batch["B"]))
         fake_b, fake_a, loss_G_gan, loss_F_gan, loss_cyc, loss_idt = self.optimize_generators(a, b)
         loss_D_A, loss_D_B = self.optimize_discriminators(a, b, fake_a, fake_b)
         self.finish_step()                                     # the learning-rate schedules

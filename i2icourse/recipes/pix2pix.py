@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Iterator, Mapping
 import torch
 from torch import nn
 
-from i2icourse import inference, io, losses
+from i2icourse import inference, images as image_io, losses
 from i2icourse.losses import gan_loss
 from i2icourse.precision import Precision
 from i2icourse.recipes.base import Recipe
@@ -133,7 +133,7 @@ class Pix2Pix(Recipe):
         return {"opt_G": self.opt_G, "opt_D": self.opt_D, "sched_G": self.sched_G, "sched_D": self.sched_D}
 
     def _to(self, x: torch.Tensor) -> torch.Tensor:
-        return io.to_signed(self.precision.to_input(x))
+        return image_io.to_signed(self.precision.to_input(x))
 
     def step(self, batch: Mapping[str, torch.Tensor], step: int = 0) -> dict[str, float]:
         """One D update, then one G update, on ``batch['A']`` (input x) and ``batch['B']`` (target y) in [0, 1]."""
@@ -175,7 +175,7 @@ class Pix2Pix(Recipe):
             loss_G = self.lambda_gan * loss_gan + self.lambda_rec * loss_rec
             extra = {}
             if self.extra_loss is not None:  # an optional extra term on [0, 1] images, e.g. beta * KL
-                extra[self.extra_name] = self.extra_loss(io.from_signed(fake), io.from_signed(y))
+                extra[self.extra_name] = self.extra_loss(image_io.from_signed(fake), image_io.from_signed(y))
                 loss_G = loss_G + self.extra_weight * extra[self.extra_name]
             self.update(loss_G, self.opt_G)
         return loss_G, loss_gan, loss_rec, extra, d_fake
