@@ -127,7 +127,7 @@ def _train(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------------------------
 
 def recorded_state(path: Path) -> tuple[dict[str, Any], Mapping[str, Any]]:
-    """``(settings, objects)`` as a checkpoint written by :func:`i2icourse.train.save_checkpoint` holds
+    """``(settings, objects)`` as a checkpoint written by :func:`i2icourse.train.checkpoints.save_checkpoint` holds
     them, checked to be what that writes; a :class:`CommandError` for any other file, a damaged or cut
     short one included, and for a checkpoint without a record of its settings."""
     if not path.is_file():

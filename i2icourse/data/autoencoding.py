@@ -35,7 +35,7 @@ def grey_photos(names: Sequence[str | tuple[str, str | None]], limit: int | None
     """The photos of the registered datasets ``names`` (e.g. ``["CBSD68"]``) as grey (1,H,W) tensors.
 
     A name may be ``(dataset, split)``, or ``"skimage"`` for scikit-image's bundled photos (no download);
-    each is read by :func:`i2icourse.data.load_photos` (``"dataset/split"``). ``limit`` keeps the first
+    each is read by :func:`i2icourse.data.photos.load_photos` (``"dataset/split"``). ``limit`` keeps the first
     ``limit`` images (sorted by file name).
     """
     sources = [name if isinstance(name, str) else "/".join(p for p in name if p) for name in names]

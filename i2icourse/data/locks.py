@@ -21,6 +21,8 @@ except ImportError:  # Windows
     fcntl = None
 
 HAVE_FLOCK = fcntl is not None  #: whether the dataset lock can use fcntl.flock (else: a pid file)
+#: How :func:`dataset_lock` locks unless told: ``"flock"`` where ``fcntl`` exists, else ``"pidfile"``.
+DEFAULT_METHOD = "flock" if HAVE_FLOCK else "pidfile"
 
 
 def _lock_path(target: Path) -> Path:
@@ -28,11 +30,11 @@ def _lock_path(target: Path) -> Path:
 
 
 @contextmanager
-def dataset_lock(target: Path, method: str = "flock" if HAVE_FLOCK else "pidfile") -> Iterator[None]:
+def dataset_lock(target: Path, method: str = DEFAULT_METHOD) -> Iterator[None]:
     """Hold the lock of dataset folder ``target``: one process installs it, the others wait their turn.
 
     The lock is the file ``.<name>.lock`` beside ``target``, holding the owner's process id, and removed
-    when let go. ``"flock"`` (Linux, macOS: wherever :mod:`fcntl` exists) locks it with ``fcntl.flock``,
+    when let go. ``"flock"`` (Linux, macOS: wherever ``fcntl`` exists) locks it with ``fcntl.flock``,
     which the system lets go of when the owner exits, even when it is killed. ``"pidfile"`` (elsewhere,
     e.g. Windows) creates it exclusively (``O_EXCL``); a waiter removes it once its owner no longer
     runs. The pid file has one gap flock has not: two waiters that find the same dead owner at the same
