@@ -18,7 +18,7 @@ from pathlib import Path
 if importlib.util.find_spec("i2icourse") is None:  # run from a checkout without installing the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from i2icourse.data import DataError, fetch, table  # noqa: E402
+from i2icourse.data import DataError, catalogue, fetch  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if args.list:
-        print(table())
+        print(catalogue())
         return 0
     if not args.names:
         parser.error("name at least one dataset, or use --list")

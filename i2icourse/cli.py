@@ -1,10 +1,15 @@
 """The command line: train an experiment of the course on your own data, then apply it to your photos.
 
+    python -m i2icourse train ssim-maps --data DIR           (photos: distorted, with their SSIM maps)
+    python -m i2icourse train autoencoder --data DIR         (photos: grey crops)
     python -m i2icourse train pix2pix --data facades --set "direction='BtoA'"
     python -m i2icourse train kl-pix2pix --data DIR          (DIR/train/ or DIR: A|B images)
     python -m i2icourse train cyclegan --data DIR            (DIR/trainA/, DIR/trainB/)
     python -m i2icourse train srcnn --data DIR --profile cpu --steps 500
     python -m i2icourse apply CHECKPOINT photo.jpg ... --out results/
+    python -m i2icourse pretrained                           (the models shipped with the course)
+    python -m i2icourse apply --pretrained srcnn-x4 photo.jpg --out results/
+    python -m i2icourse train srcnn --data DIR --init srcnn-x4   (fine-tune a shipped model)
 
 ``train`` reads the experiment's profile (:mod:`i2icourse.experiments`, the settings its chapter
 trains with; ``--profile``, default the active run profile), changes single values with ``--set
@@ -17,9 +22,10 @@ and a ``--checkpoint`` trained on other data is refused, never resumed.
 
 ``apply`` rebuilds the generator from what the checkpoint records, loads its weights and runs it over
 each photo at full size, tile by tile with blended overlaps (:func:`i2icourse.tiling.tiled_apply`):
-``<stem>_out.png``, the photo's size (SRCNN: ``scale`` times it), in the photos' folders relative to
-the folder they share (``a/x.png b/x.png`` -> ``OUT/a/x_out.png OUT/b/x_out.png``). It replaces an
-existing file only with ``--overwrite``. Errors are one line, exit status 1.
+``<stem>_out.png``, the photo's size (SRCNN: ``scale`` times it; ssim-maps: its grey SSIM map;
+autoencoder: its grey reconstruction), in the photos' folders relative to the folder they share
+(``a/x.png b/x.png`` -> ``OUT/a/x_out.png OUT/b/x_out.png``). It replaces an existing file only with
+``--overwrite``. Errors are one line, exit status 1.
 """
 from __future__ import annotations
 
@@ -34,7 +40,7 @@ from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
 from i2icourse import distributed, images, runtime, train
-from i2icourse.experiments import EXPERIMENTS, Experiment, checkpoint_path, data_record, generator, settings
+from i2icourse.experiments import EXPERIMENTS, Experiment, configure, data_record, generator, run_checkpoint
 
 #: How many training items the sample grids show.
 SAMPLES = 4
@@ -59,13 +65,15 @@ def fixed_inputs(experiment: Experiment, dataset: torch.utils.data.Dataset, n: i
 def save_samples(experiment: Experiment, net: torch.nn.Module, inputs: torch.Tensor, path: Path) -> Path:
     """A grid of ``inputs`` (top row) and the generator's outputs for them (bottom row), saved to ``path``."""
     outputs = experiment.translator(net)(inputs)
-    grid = make_grid(torch.cat([inputs.expand(-1, outputs.shape[1], -1, -1), outputs]), nrow=len(inputs),
-                     padding=2, pad_value=1.0)
+    channels = max(inputs.shape[1], outputs.shape[1])  # a grey row beside a colour one is shown grey in RGB
+    grid = make_grid(torch.cat([inputs.expand(-1, channels, -1, -1), outputs.expand(-1, channels, -1, -1)]),
+                     nrow=len(inputs), padding=2, pad_value=1.0)
     return images.save_image(grid, path)
 
 
 #: The networks of each experiment's recipe that train: under torchrun each is wrapped in DDP.
-NETWORKS = {"pix2pix": ("G", "D"), "kl-pix2pix": ("G", "D"), "cyclegan": ("G", "F", "D_A", "D_B"), "srcnn": ("model",)}
+NETWORKS = {"pix2pix": ("G", "D"), "kl-pix2pix": ("G", "D"), "cyclegan": ("G", "F", "D_A", "D_B"), "srcnn": ("model",),
+            "ssim-maps": ("G", "D"), "autoencoder": ("model",)}
 
 
 def _data_text(data: Mapping[str, Any]) -> str:
@@ -93,9 +101,11 @@ def _train(args: argparse.Namespace) -> None:
     """``train``: build the experiment, train (or resume) it with ``fit``, save sample grids."""
     experiment = EXPERIMENTS[args.experiment]
     changes = list(args.set) + ([f"steps={args.steps}"] if args.steps is not None else [])
-    P = settings(experiment, args.profile, changes)
+    P = configure(experiment, args.profile, changes)
     P["data"] = data_record(args.data)
-    checkpoint = Path(args.checkpoint) if args.checkpoint else checkpoint_path(P, args.data)
+    if args.init:
+        P["init"] = args.init                          # part of the record: a resume must start from it too
+    checkpoint = Path(args.checkpoint) if args.checkpoint else run_checkpoint(P, args.data)
     check_same_data(checkpoint, P["data"])
     out = Path(args.out) if args.out else checkpoint.with_name(checkpoint.stem + "_samples")
     rank, world_size, device = distributed.setup()    # one process, unless started by torchrun
@@ -103,6 +113,8 @@ def _train(args: argparse.Namespace) -> None:
         device = runtime.device(args.device)
     runtime.seed_everything(0)
     recipe, net = experiment.build(P, device)
+    if args.init:                                      # start from a shipped model (fit's resume still wins)
+        net.load_state_dict(pretrained_state(args.init, P))
     for name in NETWORKS[experiment.name]:            # gradients averaged over the processes (DDP)
         setattr(recipe, name, distributed.data_parallel(getattr(recipe, name)))
     dataset = experiment.dataset(args.data, P)
@@ -120,6 +132,33 @@ def _train(args: argparse.Namespace) -> None:
         print(f"checkpoint: {checkpoint} ({P['steps']} steps, profile {P['profile']}"
               + (f", {world_size} processes" if world_size > 1 else "") + ")")
     distributed.cleanup()
+
+
+def pretrained_state(name: str, P: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights of the shipped model ``name`` (:mod:`i2icourse.pretrained`) for a run of settings ``P``;
+    a :class:`CommandError` when the run's settings differ from the ones the model was built with."""
+    from i2icourse import pretrained
+
+    try:
+        item = pretrained.entry(name)
+        differ = [f"{key}={P.get(key)!r} (the model: {value!r})" for key, value in item["settings"].items()
+                  if P.get(key) != value]
+        if differ:
+            raise CommandError(f"--init {name}: the run's settings differ from the model's: {'; '.join(differ)}")
+        return pretrained.read_state(name)
+    except pretrained.PretrainedError as e:
+        raise CommandError(str(e)) from None
+
+
+def _pretrained(args: argparse.Namespace) -> None:
+    """``pretrained``: the shipped models, one line each with their metrics."""
+    from i2icourse import pretrained
+
+    for item in pretrained.available():
+        scores = "; ".join(f"{s} {m['PSNR']:.2f} dB / {m['SSIM']:.4f} (bicubic {m['bicubic PSNR']:.2f} dB)"
+                           for s, m in item["metrics"].items())
+        print(f"{item['name']}: {item['experiment']} (chapter {item['chapter']}), {item['steps']} steps, "
+              f"{item['dtype']}; {scores}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -207,8 +246,20 @@ def output_paths(inputs: Sequence[str], out: Path) -> list[Path]:
 
 def _apply(args: argparse.Namespace) -> None:
     """``apply``: the checkpoint's generator over each input photo, saved as ``<stem>_out.png`` in ``--out``."""
-    path = Path(args.checkpoint)
-    P, objects = recorded_settings(path)
+    if args.pretrained:                                # every path is an input; the model is shipped
+        from i2icourse import pretrained
+        args.inputs = [args.checkpoint, *args.inputs]
+        path = pretrained.weights_file(args.pretrained)
+        try:
+            P = dict(pretrained.entry(args.pretrained)["settings"])
+            objects = {EXPERIMENTS[P["experiment"]].weights: pretrained.read_state(args.pretrained)}
+        except pretrained.PretrainedError as e:
+            raise CommandError(str(e)) from None
+    else:
+        if not args.inputs:
+            raise CommandError("apply: give a checkpoint and at least one image (or --pretrained NAME and images)")
+        path = Path(args.checkpoint)
+        P, objects = recorded_settings(path)
     experiment = EXPERIMENTS[P["experiment"]]
     key = experiment.weights
     if args.reverse:
@@ -243,10 +294,12 @@ def _parser() -> argparse.ArgumentParser:
     """The command line's parser: the commands ``train`` and ``apply``."""
     p = argparse.ArgumentParser(prog="python -m i2icourse", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{apply,train}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{apply,pretrained,train}")
     a = sub.add_parser("apply", help="run a trained generator over photos of any size")
-    a.add_argument("checkpoint", help="a checkpoint written by 'train'")
-    a.add_argument("inputs", nargs="+", metavar="IN", help="image files")
+    a.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint written by 'train' (with --pretrained: an image)")
+    a.add_argument("inputs", nargs="*", metavar="IN", help="image files")
+    a.add_argument("--pretrained", default=None, metavar="NAME",
+                   help="apply a shipped model (python -m i2icourse pretrained lists them) instead of a checkpoint")
     a.add_argument("--out", required=True,
                    help="folder for the outputs, <stem>_out.png, in the inputs' folders relative to their shared one")
     a.add_argument("--overwrite", action="store_true", help="replace outputs that exist already")
@@ -258,7 +311,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("experiment", choices=sorted(EXPERIMENTS))
     t.add_argument("--data", required=True, metavar="DIR|NAME",
                    help="pix2pix: DIR/train/ or DIR of A|B images; cyclegan: DIR/trainA, DIR/trainB; "
-                        "srcnn: a folder of photos; or a registered dataset's name")
+                        "srcnn, ssim-maps, autoencoder: a folder of photos; or a registered dataset's name")
     t.add_argument("--profile", choices=runtime.PROFILES, default=None,
                    help="the sizes to train at (default: I2I_PROFILE, else gpu with CUDA, else cpu)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -268,11 +321,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="checkpoint file (default: $I2I_CHECKPOINTS/<profile>/cli/<experiment>_<data>.pt, "
                         "<data> a dataset's name or a folder's name and a digest of its path and files)")
     t.add_argument("--out", default=None, help="folder of the sample grids (default: next to the checkpoint)")
+    t.add_argument("--init", default=None, metavar="NAME",
+                   help="start the generator from a shipped model of the same settings (fine-tuning)")
     t.add_argument("--device", default=None, help="cpu, cuda, mps... (default: I2I_DEVICE, else the best one)")
+    sub.add_parser("pretrained", help="list the models shipped with the course, with their metrics")
     return p
 
 
-_COMMANDS = {"train": _train, "apply": _apply}
+_COMMANDS = {"train": _train, "apply": _apply, "pretrained": _pretrained}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,32 +1,37 @@
-"""The trainable experiments of the course, each defined once: pix2pix, KL-pix2pix, CycleGAN and SRCNN.
+"""The trainable experiments of the course, each defined once: the SSIM-map GAN (``ssim-maps``,
+chapter 1), the autoencoder (``autoencoder``, chapter 2), SRCNN (``srcnn``, chapter 3), pix2pix
+(``pix2pix``, chapter 4), KL-pix2pix (``kl-pix2pix``, chapter 5) and CycleGAN (``cyclegan``, chapter 6).
 
 ``python -m i2icourse train EXPERIMENT`` (:mod:`i2icourse.cli`) trains one of them on a folder or a
 registered dataset; ``python -m i2icourse apply`` runs the trained generator over photos of any size.
 An :class:`Experiment` holds what both commands need:
 
 * its training settings in the four run profiles (``smoke``, ``cpu``, ``gpu``, ``full``): ``profiles``,
-  the ones its chapter (4, 5, 6 and 3) trains with. The chapter's settings cell reads them from here
-  (``**experiments.PIX2PIX.profiles["cpu"]`` among its own values), so ``train`` trains what the
-  chapter describes;
+  the ones its chapter trains with (chapter 1: its GAN's; chapter 2: its main run's). The chapter's
+  settings cell reads them from here (``**experiments.PIX2PIX.profiles["cpu"]`` among its own
+  values), so ``train`` trains what the chapter describes;
 * ``options``: the settings only the command line has, per profile (the data's resizing, the
   evaluation interval, the values a chapter passes as arguments), read together with ``profiles`` by
-  :func:`settings` exactly as a notebook reads its own (``--set`` is the command line's ``I2I_SETTINGS``);
+  :func:`configure` exactly as a notebook reads its own (``--set`` is the command line's ``I2I_SETTINGS``);
 * ``build(settings, device) -> (recipe, generator)``: the chapter's recipe, whose ``step`` and
-  ``objects`` go to :func:`i2icourse.train.fit`, and the generator inside it;
+  ``objects`` go to :func:`i2icourse.train.fit`, and the generator inside it (chapter 1: the GAN's
+  map generator; chapter 2: the autoencoder itself);
 * ``dataset(data, settings)``: the training set from a folder in the reference code's layout or a
-  registered dataset's name;
+  registered dataset's name (chapters 1 to 3: a folder of photos, which chapter 1 distorts and maps,
+  chapter 2 crops grey);
 * how to rebuild the generator alone from a checkpoint's settings (:func:`generator`), where its
   weights are stored, and how it turns a photo into its output (``apply``).
 
-The settings that :func:`settings` returns are what a checkpoint of ``train`` records: the profile's
-values, ``experiment`` and ``model``, the generator's constructor arguments. They are all ``apply``
-needs to rebuild the generator, so a checkpoint is enough to use the model. ``train`` adds the data
-it trained on (:func:`data_record`): a folder's resolved path and a digest of its files, so another
-folder, even one of the same name, is another run with its own checkpoint (:func:`checkpoint_path`).
+The settings that :func:`configure` returns are what a checkpoint of ``train`` records: the profile's
+values, ``experiment``, ``size`` (``apply``'s tile) and ``model``, the generator's constructor
+arguments. They are all ``apply`` needs to rebuild the generator, so a checkpoint is enough to use
+the model. ``train`` adds the data it trained on (:func:`data_record`): a folder's resolved path and a digest of its files, so another
+folder, even one of the same name, is another run with its own checkpoint (:func:`run_checkpoint`).
 """
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,15 +42,20 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from i2icourse import inference, losses, runtime, sr_eval
-from i2icourse.data import sr
+from i2icourse import images, inference, losses, runtime, sr_eval
+from i2icourse.data import autoencoding, quality_maps, sr
 from i2icourse.data.augment import JointResize
 from i2icourse.data.paired import AlignedDataset, read_pairs
+from i2icourse.data.fetch import data_root
 from i2icourse.data.unpaired import UnalignedDataset
+from i2icourse.models import ssim_map_nets
+from i2icourse.models.autoencoder import ConvAutoencoder
 from i2icourse.models.patchgan import patchgan
 from i2icourse.models.resnet_generator import ResnetGenerator
 from i2icourse.models.srcnn import SRCNN
 from i2icourse.models.unet import UNetGenerator
+from i2icourse.recipes import ssim_maps
+from i2icourse.recipes.autoencoders import Reconstruction, reconstruct
 from i2icourse.recipes.cyclegan import CycleGAN, Unconditional
 from i2icourse.recipes.pix2pix import Pix2Pix
 from i2icourse.recipes.srcnn import SuperResolution
@@ -53,7 +63,7 @@ from i2icourse.tiling import tiled_apply
 
 #: A batch of images in [0, 1] -> the generator's outputs in [0, 1], on the CPU.
 Translator = Callable[[torch.Tensor], torch.Tensor]
-#: An experiment's settings: what :func:`settings` returns and a checkpoint of ``train`` records.
+#: An experiment's settings: what :func:`configure` returns and a checkpoint of ``train`` records.
 Settings = Mapping[str, Any]
 
 
@@ -64,8 +74,9 @@ class Experiment:
     ``profiles``: ``{profile: {setting: value}}``, the four with the same keys: the training settings
     the chapter shares (its settings cell reads them); ``options``: the same for the settings only the
     command line has; ``size`` is the side of the training crops, also the tile of ``apply``
-    (SRCNN: the side of its patches). ``model(settings)``: the generator's constructor
-    arguments; ``network``: its class. ``weights``: the name of the generator's state in a checkpoint
+    (SRCNN: the side of its patches); ``tile`` names that setting where the chapter calls it
+    otherwise (chapter 1: ``patch``), and :func:`configure` records its value as ``size`` too.
+    ``model(settings)``: the generator's constructor arguments; ``network``: its class. ``weights``: the name of the generator's state in a checkpoint
     (``reverse``: the other direction's, where there is one). ``inputs(item)``: a dataset item's
     network input; ``translator(net)``: how the generator maps a batch; ``apply(net, image, settings,
     tile, overlap)``: one photo of any size through the generator.
@@ -84,12 +95,15 @@ class Experiment:
     inputs: Callable[[Any], torch.Tensor]
     translator: Callable[[nn.Module], Translator]
     apply: Callable[[nn.Module, torch.Tensor, Settings, int, int], torch.Tensor]
+    tile: str = "size"
 
     def __post_init__(self) -> None:
         shared = {key for values in self.profiles.values() for key in values}
         both = shared & {key for values in self.options.values() for key in values}
-        if both:  # one of the two would silently win in settings()
+        if both:  # one of the two would silently win in configure()
             raise ValueError(f"{self.name}: {sorted(both)} set in both profiles and options")
+        if self.tile != "size" and "size" in shared | {key for values in self.options.values() for key in values}:
+            raise ValueError(f"{self.name}: 'size' is recorded from {self.tile!r}; it cannot be a setting too")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -111,9 +125,10 @@ def _environment(**values: str) -> Iterator[None]:
                 os.environ[key] = old
 
 
-def settings(experiment: Experiment, profile: str | None = None, changes: Sequence[str] = ()) -> dict[str, Any]:
+def configure(experiment: Experiment, profile: str | None = None, changes: Sequence[str] = ()) -> dict[str, Any]:
     """The settings of ``experiment`` in ``profile`` (default: :func:`i2icourse.runtime.profile`), with
-    ``changes`` (``"key=literal"`` each) applied, plus ``experiment`` and ``model``.
+    ``changes`` (``"key=literal"`` each) applied, plus ``experiment``, ``model`` and ``size`` (the
+    value of the experiment's ``tile`` setting, where that is not ``size`` itself).
 
     The profile is chosen, and the changes parsed and type-checked, by :func:`i2icourse.runtime.settings`
     itself, the changes given to it as ``I2I_SETTINGS``: a command line's ``--set`` means what the
@@ -123,7 +138,7 @@ def settings(experiment: Experiment, profile: str | None = None, changes: Sequen
     table = {name: {**experiment.profiles[name], **experiment.options[name]} for name in runtime.PROFILES}
     with _environment(**choice, I2I_SETTINGS="; ".join(changes)):
         values = vars(runtime.settings(**table))
-    return {"experiment": experiment.name, **values, "model": experiment.model(values)}
+    return {"experiment": experiment.name, **values, "size": values[experiment.tile], "model": experiment.model(values)}
 
 
 def data_name(data: str) -> str:
@@ -152,7 +167,7 @@ def data_record(data: str) -> dict[str, str | None]:
     return {"path": data, "files": None}
 
 
-def checkpoint_path(P: Settings, data: str) -> Path:
+def run_checkpoint(P: Settings, data: str) -> Path:
     """Where ``train`` keeps a run by default: ``$I2I_CHECKPOINTS/<profile>/cli/<experiment>_<data>.pt``,
     ``<data>`` a registered dataset's name or a folder's name and a short digest of its resolved path
     and its files (:func:`data_record`): ``photos_a/photos`` and ``photos_b/photos`` are two runs."""
@@ -188,6 +203,120 @@ def _translate_tanh(net: nn.Module) -> Translator:
 def _apply_tiled(net: nn.Module, image: torch.Tensor, P: Settings, tile: int, overlap: int) -> torch.Tensor:
     """``image`` through an image-to-image generator, tile by tile, blended (:func:`i2icourse.tiling.tiled_apply`)."""
     return tiled_apply(_translate_tanh(net), image, tile, overlap)
+
+
+# ----------------------------------------------------------------------------------------------
+# The SSIM-map GAN (chapter 1)
+# ----------------------------------------------------------------------------------------------
+
+#: Chapter 1's training settings (its settings cell reads them). ``keep``: the central window of each
+#: photo stored with its maps; ``patch``: the side of the training crops (``apply``'s tile); ``ndf``
+#: and ``d_layers``: the PatchGAN's first width and its stride-2 layers; ``eval_every``: how often the
+#: chapter validates (the command line: saves a sample grid).
+SSIM_MAPS_PROFILES = {
+    "smoke": dict(keep=64, patch=32, batch=4, steps=4, eval_every=2, ndf=4, d_layers=1),
+    "cpu": dict(keep=128, patch=64, batch=8, steps=400, eval_every=100, ndf=32, d_layers=2),
+    "gpu": dict(keep=256, patch=128, batch=16, steps=3000, eval_every=500, ndf=64, d_layers=3),
+    "full": dict(keep=320, patch=256, batch=16, steps=30000, eval_every=1000, ndf=64, d_layers=3),
+}
+#: The GAN's generator arguments (``ssim_map_nets.build("gan", **sizes)``), chapter 1's ``P.train["gan"]``:
+#: what is left out is ``ssim_map_nets.gan``'s default (the paper's U-Net: depth 8, ngf 64).
+SSIM_MAPS_GAN = {"smoke": dict(depth=5, ngf=4), "cpu": dict(depth=6, ngf=32), "gpu": dict(depth=7), "full": {}}
+_GAN_DEFAULTS = {name: p.default for name, p in inspect.signature(ssim_map_nets.gan).parameters.items()}
+#: What the command line adds: ``depth``/``ngf``, the generator's (:data:`i2icourse.experiments.SSIM_MAPS_GAN`,
+#: defaults filled in); ``lr``, ``lambda_l1``: :func:`i2icourse.recipes.ssim_maps.map_gan`'s, the chapter's.
+SSIM_MAPS_OPTIONS = {name: dict(**{**_GAN_DEFAULTS, **SSIM_MAPS_GAN[name]}, lr=2e-4, lambda_l1=100.0)
+                     for name in runtime.PROFILES}
+
+
+def _ssim_maps_model(P: Settings) -> dict[str, Any]:
+    """The map GAN's generator ``G`` (a :class:`i2icourse.models.unet.UNetGenerator`, image in, map out)."""
+    if P["patch"] % 2 ** P["depth"]:
+        raise ValueError(f"ssim-maps: patch {P['patch']} is not a multiple of 2**depth = {2 ** P['depth']}")
+    return dict(in_channels=3, out_channels=1, depth=P["depth"], ngf=P["ngf"])
+
+
+def _ssim_maps_build(P: Settings, device: torch.device) -> tuple[Pix2Pix, nn.Module]:
+    """Chapter 1's GAN, as its training cell builds it: :func:`i2icourse.recipes.ssim_maps.map_gan`."""
+    model = ssim_map_nets.build("gan", depth=P["depth"], ngf=P["ngf"])
+    gan = ssim_maps.map_gan(model, n_layers=P["d_layers"], ndf=P["ndf"], lambda_l1=P["lambda_l1"], lr=P["lr"],
+                            device=device)
+    return gan, gan.G
+
+
+def _ssim_maps_dataset(data: str, P: Settings) -> quality_maps.QualityMapPairs:
+    """Chapter 1's training pairs from the photos of ``data`` (a folder or a name of
+    :func:`i2icourse.data.photos.load_photos`): each photo distorted 20 ways, the SSIM maps of its
+    central ``keep`` window, cropped to random ``patch`` squares; all photos train (no validation split)."""
+    photos = quality_maps.load_pristine(data)
+    pairs = quality_maps.build_pairs(photos, keep=P["keep"], seed=0, cache=data_root() / "quality_maps")
+    return quality_maps.QualityMapPairs(pairs, patch=P["patch"], train=True)
+
+
+SSIM_MAPS = Experiment(
+    name="ssim-maps", chapter="01_ssim_quality_maps", profiles=SSIM_MAPS_PROFILES, options=SSIM_MAPS_OPTIONS,
+    model=_ssim_maps_model, network=UNetGenerator, weights="G", reverse=None, build=_ssim_maps_build,
+    dataset=_ssim_maps_dataset, inputs=lambda item: item["A"], translator=_translate_tanh, apply=_apply_tiled,
+    tile="patch")
+
+
+# ----------------------------------------------------------------------------------------------
+# The autoencoder (chapter 2)
+# ----------------------------------------------------------------------------------------------
+
+#: Chapter 2's training settings (its settings cell reads them). ``photo_scale``: the photos are
+#: shrunk by it before cropping (None: kept as they are); ``bottleneck``: the code's length;
+#: ``channels``: the encoder's widths, finest first.
+AUTOENCODER_PROFILES = {
+    "smoke": dict(photo_scale=0.5, steps=3, batch=4, lr=2e-3, bottleneck=16, channels=(4, 8, 8, 8)),
+    "cpu": dict(photo_scale=0.5, steps=1200, batch=16, lr=2e-3, bottleneck=128, channels=(16, 32, 64, 64)),
+    "gpu": dict(photo_scale=None, steps=6000, batch=64, lr=1e-3, bottleneck=128, channels=(32, 64, 128, 128)),
+    "full": dict(photo_scale=None, steps=30000, batch=64, lr=1e-3, bottleneck=128, channels=(32, 64, 128, 128)),
+}
+#: What the command line adds. ``size``: the side of the grey crops, the network's fixed input
+#: (chapter 2's 96, STL-10's); ``crops``: random crops per epoch (the chapter's 10,000); ``loss``: a
+#: name of :data:`i2icourse.losses.LOSSES` (chapter 2 trains one network each with ``mse``, ``mae``
+#: and ``log_ms_ssim``, its "MS-SSIM"); ``eval_every``: how often a sample grid is saved.
+AUTOENCODER_OPTIONS = {
+    name: dict(size=96, crops=10_000, loss="log_ms_ssim", eval_every=every)
+    for name, every in (("smoke", 3), ("cpu", 300), ("gpu", 1000), ("full", 5000))
+}
+
+
+def _autoencoder_model(P: Settings) -> dict[str, Any]:
+    return dict(size=P["size"], bottleneck=P["bottleneck"], channels=tuple(P["channels"]))
+
+
+def _autoencoder_build(P: Settings, device: torch.device) -> tuple[Reconstruction, nn.Module]:
+    """Chapter 2's training cell: a :class:`i2icourse.models.autoencoder.ConvAutoencoder`, Adam and the loss."""
+    net = ConvAutoencoder(**_autoencoder_model(P))
+    trainer = Reconstruction(net, losses.get_loss(P["loss"]), lr=P["lr"], device=device)
+    return trainer, trainer.model
+
+
+def _autoencoder_dataset(data: str, P: Settings) -> autoencoding.RandomCrops:
+    """Random grey ``size`` crops of the photos of ``data`` (a folder or a name of
+    :func:`i2icourse.data.photos.load_photos`), shrunk by ``photo_scale`` first, as chapter 2's cpu run."""
+    photos = autoencoding.grey_photos([data])
+    if P["photo_scale"] is not None:
+        photos = [images.resize(x, scale=P["photo_scale"]) for x in photos]
+    return autoencoding.RandomCrops(photos, P["size"], length=P["crops"])
+
+
+def _autoencoder_apply(net: nn.Module, image: torch.Tensor, P: Settings, tile: int, overlap: int) -> torch.Tensor:
+    """The grey ``image`` reconstructed tile by tile (:func:`i2icourse.tiling.tiled_apply`): the network
+    takes ``size`` x ``size`` inputs only, so ``tile`` must be that."""
+    if tile != P["size"]:
+        raise ValueError(f"autoencoder: the network takes {P['size']}x{P['size']} inputs only; --tile {tile} "
+                         "cannot be used")
+    return tiled_apply(lambda x: reconstruct(net, x), images.rgb_to_grey(image), tile, overlap)
+
+
+AUTOENCODER = Experiment(
+    name="autoencoder", chapter="02_msssim_autoencoders", profiles=AUTOENCODER_PROFILES, options=AUTOENCODER_OPTIONS,
+    model=_autoencoder_model, network=ConvAutoencoder, weights="net", reverse=None, build=_autoencoder_build,
+    dataset=_autoencoder_dataset, inputs=lambda item: item, translator=lambda net: lambda x: reconstruct(net, x),
+    apply=_autoencoder_apply)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -438,4 +567,5 @@ SRCNN_EXPERIMENT = Experiment(
 
 
 #: The experiments by name, for ``python -m i2icourse train NAME``.
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (PIX2PIX, KL_PIX2PIX, CYCLEGAN, SRCNN_EXPERIMENT)}
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (SSIM_MAPS, AUTOENCODER, SRCNN_EXPERIMENT, PIX2PIX,
+                                                          KL_PIX2PIX, CYCLEGAN)}

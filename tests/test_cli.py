@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from i2icourse import cli, experiments, images as image_io, train
 from i2icourse.data.paired import write_pairs
@@ -181,10 +182,10 @@ def test_the_notebook_and_the_command_line_build_an_experiment_through_one_funct
     original = getattr(experiments, name)
     monkeypatch.setattr(experiments, name, lambda *a, **k: built.append(k) or original(*a, **k))
     E = experiments.EXPERIMENTS[name]
-    recipe, net = E.build(experiments.settings(E, "smoke"), torch.device("cpu"))
+    recipe, net = E.build(experiments.configure(E, "smoke"), torch.device("cpu"))
     assert len(built) == 1 and net is not None
     # the generator the command line rebuilds for `apply` is the one the builder trained
-    fresh = experiments.generator(experiments.settings(E, "smoke"))
+    fresh = experiments.generator(experiments.configure(E, "smoke"))
     assert [p.shape for p in fresh.parameters()] == [p.shape for p in net.parameters()]
 
 
@@ -262,7 +263,7 @@ def test_apply_keeps_outputs_of_one_name_apart_and_replaces_only_with_overwrite(
 
 def _bad_checkpoints(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     """Checkpoints that apply cannot use, each with a piece of the one-line error it must give."""
-    P = experiments.settings(experiments.PIX2PIX, "smoke")
+    P = experiments.configure(experiments.PIX2PIX, "smoke")
     net = UNetGenerator(**P["model"])
 
     def with_settings(name: str, **changes) -> Path:
@@ -300,3 +301,48 @@ def test_apply_refuses_every_bad_checkpoint_record_in_one_line(tmp_path, capsys)
         assert message in error, (what, error)
         assert len(error.strip().splitlines()) == 1 and "Traceback" not in error, (what, error)
     assert not (tmp_path / "out").exists()
+
+
+def big_photos(folder: Path, n: int, side: int, seed: int) -> Path:
+    """``n`` photos of ``side`` x ``side`` pixels: larger than the ssim-maps and autoencoder windows."""
+    for i, x in enumerate(random_images(n, side, side, seed)):
+        image_io.save_image(x, folder / f"{i}.png")
+    return folder
+
+
+def test_ssim_maps_trains_on_distorted_photos_and_maps_a_photo_of_any_size(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("I2I_DATA", str(tmp_path / "cache"))      # the pairs' cache
+    data = big_photos(tmp_path / "photos", 2, 72, seed=40)
+    checkpoint = tmp_path / "maps.pt"
+    assert cli.main(["train", "ssim-maps", "--data", str(data), *SMOKE, "--steps", "2",
+                     "--checkpoint", str(checkpoint), "--out", str(tmp_path / "grids")]) == 0
+    assert list((tmp_path / "cache" / "quality_maps").glob("quality_pairs_*.pt"))   # built once, kept
+    grid = image_io.load_image(tmp_path / "grids" / "step0000002.png")
+    assert grid.shape == (3, 2 * 32 + 3 * 2, 4 * 32 + 5 * 2)       # photo crops above their predicted maps
+    recorded = train.load_checkpoint(checkpoint, {}, restore_rng=False)["extra"]["record"]["settings"]
+    assert (recorded["experiment"], recorded["patch"], recorded["size"]) == ("ssim-maps", 32, 32)
+    assert recorded["model"] == {"in_channels": 3, "out_channels": 1, "depth": 5, "ngf": 4}
+    out = apply(capsys, str(checkpoint), str(photo(tmp_path / "street.jpg")), "--out", str(tmp_path / "maps"))
+    assert "70x50 -> 70x50" in out
+    with Image.open(tmp_path / "maps" / "street_out.png") as saved:
+        assert (saved.mode, saved.size) == ("L", (70, 50))          # one map value per pixel: a grey image
+
+
+def test_autoencoder_trains_on_grey_crops_and_reconstructs_a_photo_tile_by_tile(tmp_path, capsys):
+    data = big_photos(tmp_path / "photos", 2, 200, seed=41)         # halved (photo_scale 0.5): 100 px
+    checkpoint = tmp_path / "ae.pt"
+    assert cli.main(["train", "autoencoder", "--data", str(data), *SMOKE, "--steps", "3",
+                     "--checkpoint", str(checkpoint), "--out", str(tmp_path / "grids")]) == 0
+    grid = image_io.load_image(tmp_path / "grids" / "step0000003.png")
+    assert grid.shape == (3, 2 * 96 + 3 * 2, 4 * 96 + 5 * 2)
+    recorded = train.load_checkpoint(checkpoint, {}, restore_rng=False)["extra"]["record"]["settings"]
+    assert (recorded["loss"], recorded["bottleneck"], recorded["size"]) == ("log_ms_ssim", 16, 96)
+    image = photo(tmp_path / "big.png", h=150, w=210)                 # more than one 96 px tile each way
+    out = apply(capsys, str(checkpoint), str(image), "--out", str(tmp_path / "rec"))
+    assert "210x150 -> 210x150" in out
+    with Image.open(tmp_path / "rec" / "big_out.png") as saved:
+        assert (saved.mode, saved.size) == ("L", (210, 150))        # the grey reconstruction
+    # the network takes 96 x 96 inputs only: another tile is refused in one line
+    assert cli.main(["apply", str(checkpoint), str(image), "--out", str(tmp_path / "rec2"), "--tile", "64"]) == 1
+    error = capsys.readouterr().err
+    assert "takes 96x96 inputs only" in error and len(error.strip().splitlines()) == 1

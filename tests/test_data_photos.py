@@ -5,7 +5,7 @@ import torch
 
 from i2icourse import images
 from i2icourse.data import PHOTOS, lfw_faces, skimage_photos
-from i2icourse.data.photos import fit
+from i2icourse.data.photos import crop_resize
 
 
 def test_all_photos_load_as_rgb_tensors_in_range():
@@ -29,7 +29,7 @@ def test_size_and_mode_give_a_stackable_batch():
 def test_fit_crops_to_the_aspect_ratio_before_resizing():
     x = torch.zeros(1, 10, 40)
     x[..., 15:25] = 1  # a bright band in the middle of a wide image
-    y = fit(x, 10)
+    y = crop_resize(x, 10)
     assert y.shape == (1, 10, 10) and float(y.min()) > 0.99  # only the centre square is kept
 
 

@@ -401,7 +401,7 @@ def test_judge_checks_with_a_fresh_copy_of_the_checks(monkeypatch):
         raise NotImplementedError("ex-00-2: weight the channels")
 
     namespace = {"mean": lambda rgb: rgb.mean(0, keepdim=True), "stub": stub, "crash": lambda rgb: rgb.nope}
-    verdicts = {e: judge.judge("ex-00-2", e, checks.__file__, namespace)["status"]
+    verdicts = {e: judge.judge("ex-00-2", e, Path(checks.__file__).parent, namespace)["status"]
                 for e in ("mean", "stub", "crash", "undefined")}
     assert verdicts == {"mean": "fail", "stub": "not attempted", "crash": "error", "undefined": "no answer"}
     assert sys.modules["i2icourse.checks"] is checks and sys.modules["i2icourse.images"] is i2icourse.images

@@ -24,7 +24,8 @@ from i2icourse.recipes.pix2pix import Pix2Pix
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 #: Each experiment: its chapter's notebook and its name in :mod:`i2icourse.experiments`.
-CHAPTERS = {"srcnn": ("03_srcnn", "SRCNN_EXPERIMENT"), "pix2pix": ("04_pix2pix", "PIX2PIX"),
+CHAPTERS = {"ssim-maps": ("01_ssim_quality_maps", "SSIM_MAPS"), "autoencoder": ("02_msssim_autoencoders", "AUTOENCODER"),
+            "srcnn": ("03_srcnn", "SRCNN_EXPERIMENT"), "pix2pix": ("04_pix2pix", "PIX2PIX"),
             "kl-pix2pix": ("05_kl_pix2pix", "KL_PIX2PIX"), "cyclegan": ("06_cyclegan", "CYCLEGAN")}
 
 
@@ -63,7 +64,10 @@ def test_the_chapter_trains_at_its_experiments_settings(name, profile, monkeypat
     assert {key: P.get(key, "(missing)") for key in E.profiles[profile]} == dict(E.profiles[profile])
     # what the command line adds is not something the chapter sets otherwise
     assert not set(E.options[profile]) & set(P), f"{chapter} sets a command-line option itself"
-    assert {k: v for k, v in experiments.settings(E, profile).items() if k in E.profiles[profile]} == dict(E.profiles[profile])
+    assert {k: v for k, v in experiments.configure(E, profile).items() if k in E.profiles[profile]} == dict(E.profiles[profile])
+    if name == "ssim-maps":  # the GAN's sizes sit in the chapter's list of networks, read from the experiment too
+        assert P["train"]["gan"] == experiments.SSIM_MAPS_GAN[profile]
+        assert f'experiments.SSIM_MAPS_GAN["{profile}"]' in settings_cell(chapter)
 
 
 def test_a_setting_in_both_profiles_and_options_is_refused():
@@ -72,10 +76,19 @@ def test_a_setting_in_both_profiles_and_options_is_refused():
 
 
 def test_settings_changes_apply_on_top_of_the_profile():
-    P = experiments.settings(experiments.CYCLEGAN, "cpu", ["steps=7", "lambda_idt=0.5"])
+    P = experiments.configure(experiments.CYCLEGAN, "cpu", ["steps=7", "lambda_idt=0.5"])
     assert (P["steps"], P["lambda_idt"], P["ngf"]) == (7, 0.5, experiments.CYCLEGAN_PROFILES["cpu"]["ngf"])
     with pytest.raises(ValueError, match="'width' is not a setting here"):
-        experiments.settings(experiments.CYCLEGAN, "cpu", ["width=3"])
+        experiments.configure(experiments.CYCLEGAN, "cpu", ["width=3"])
+
+
+def test_the_ssim_map_gan_records_its_patch_as_the_size_apply_tiles_with():
+    P = experiments.configure(experiments.SSIM_MAPS, "cpu", ["patch=128"])
+    assert P["size"] == P["patch"] == 128 and "size" not in experiments.SSIM_MAPS_PROFILES["cpu"]
+    with pytest.raises(ValueError, match="'size' is not a setting here"):
+        experiments.configure(experiments.SSIM_MAPS, "cpu", ["size=128"])
+    with pytest.raises(ValueError, match="not a multiple of 2\\*\\*depth"):
+        experiments.configure(experiments.SSIM_MAPS, "cpu", ["patch=96"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -91,6 +104,16 @@ def chapter_recipe(name: str, P: SimpleNamespace):
         from i2icourse import losses
         return Pix2Pix(UNetGenerator(3, 3, depth=P.depth, ngf=P.ngf), patchgan(70, in_channels=6, ndf=P.ndf),
                        steps=P.steps, extra_loss=losses.kl_loss, extra_weight=0.2, extra_name="G_KL")
+    if name == "ssim-maps":   # chapter 1, make_trainer("gan", P.train["gan"])
+        from i2icourse.models import ssim_map_nets
+        from i2icourse.recipes import ssim_maps
+        return ssim_maps.map_gan(ssim_map_nets.build("gan", **P.train["gan"]), n_layers=P.d_layers, ndf=P.ndf)
+    if name == "autoencoder":  # chapter 2, the "MS-SSIM" run of its training cell
+        from i2icourse import losses
+        from i2icourse.models.autoencoder import ConvAutoencoder
+        from i2icourse.recipes.autoencoders import Reconstruction
+        net = ConvAutoencoder(size=96, bottleneck=P.bottleneck, channels=P.channels)
+        return Reconstruction(net, losses.get_loss("log_ms_ssim"), lr=P.lr)
     if name == "cyclegan":    # chapter 6, train_cyclegan("l1_seed0")
         return experiments.cyclegan(P.ngf, P.blocks, P.ndf, cycle="l1", lambda_cyc=10.0, lambda_idt=0.0, pool=50,
                                     steps=P.steps)
@@ -112,6 +135,10 @@ def tiny_data(name: str, folder: Path) -> Path:
     elif name == "srcnn":
         for i, x in enumerate(images):
             image_io.save_image(x, folder / f"{i}.png")
+    elif name in ("ssim-maps", "autoencoder"):  # photos at least as large as the profiles' windows and crops
+        side = 320 if name == "ssim-maps" else 192
+        for i in range(2):
+            image_io.save_image(torch.rand(3, side, side, generator=g), folder / f"{i}.png")
     else:
         write_pairs(list(zip(images[:2], images[2:])), folder)
     return folder
@@ -123,6 +150,7 @@ def test_train_builds_the_networks_of_the_chapters_settings(name, profile, tmp_p
     chapter, _ = CHAPTERS[name]
     P = chapter_settings(chapter, profile, monkeypatch)
     monkeypatch.setenv("I2I_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("I2I_DATA", str(tmp_path / "cache"))  # ssim-maps caches its pairs there
     calls = []
     monkeypatch.setattr(train, "fit", lambda step, dataset, **kw: calls.append((step.__self__, kw)))
     # srcnn's patches are how many windows the data yields, not the network: few of them keep it quick

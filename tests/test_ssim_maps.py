@@ -182,7 +182,7 @@ def test_regressor_learns_a_fixed_batch():
     assert reg.opt.param_groups[0]["lr"] == pytest.approx(1.5e-3)
 
 
-def test_gan_step_runs_and_evaluate_reports_per_version(pairs):
+def test_gan_step_runs_and_predict_maps_reports_per_version(pairs):
     torch.manual_seed(0)
     g = ssim_map_nets.build("gan", depth=5, ngf=4)
     gan = ssim_maps.map_gan(g, n_layers=1, ndf=4)
@@ -190,7 +190,7 @@ def test_gan_step_runs_and_evaluate_reports_per_version(pairs):
     batch = {"A": torch.stack([ds[i]["A"] for i in range(4)]), "B": torch.stack([ds[i]["B"] for i in range(4)])}
     out = gan.step(batch)
     assert {"D", "G_GAN", "G_L1"} <= set(out)
-    rows, maps = ssim_maps.evaluate(g, quality_maps.QualityMapPairs(pairs, patch=32, train=False), keep_maps=True)
+    rows, maps = ssim_maps.predict_maps(g, quality_maps.QualityMapPairs(pairs, patch=32, train=False), keep_maps=True)
     assert len(rows) == 63 and maps.shape == (63, 1, 32, 32)
     assert 0 <= ssim_maps.balanced_mae(rows) <= 1
 

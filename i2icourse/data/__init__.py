@@ -17,11 +17,11 @@ from i2icourse.data.fetch import (ArchiveLimits, ChecksumError, DataError, DataU
                                   mirror_dir, sha256sum)
 from i2icourse.data.photos import (EXAMPLE_PHOTO, PHOTOS, SKIMAGE_TRAIN, lfw_faces, load_photos, skimage_photos,
                                    your_photo)
-from i2icourse.data.registry import DATASETS, REGISTRY, Dataset, UnknownDatasetError, get, names, table
+from i2icourse.data.registry import DATASETS, REGISTRY, Dataset, UnknownDatasetError, catalogue, get, names
 
 __all__ = [
     "ArchiveLimits", "ChecksumError", "DataError", "DataUnavailableError", "UnsafeArchiveError",
     "UnverifiedDownloadWarning", "data_root", "download", "extract", "fetch", "image_files", "mirror_dir", "sha256sum",
     "EXAMPLE_PHOTO", "PHOTOS", "SKIMAGE_TRAIN", "lfw_faces", "load_photos", "skimage_photos", "your_photo",
-    "DATASETS", "REGISTRY", "Dataset", "UnknownDatasetError", "get", "names", "table",
+    "DATASETS", "REGISTRY", "Dataset", "UnknownDatasetError", "catalogue", "get", "names",
 ]

@@ -198,7 +198,7 @@ def fetch(name: str | Dataset, root: str | Path | None = None, *, mirror: str | 
           progress: bool = True, keep_archive: bool = False, verify: bool = True) -> Path:
     """The folder holding dataset ``name``, downloading, verifying and unpacking it the first time.
 
-    ``name`` is a registered name (see :func:`i2icourse.data.registry.table`) or a :class:`Dataset`.
+    ``name`` is a registered name (see :func:`i2icourse.data.registry.catalogue`) or a :class:`Dataset`.
     ``verify=False`` skips the sha256 check: only for a file you trust whose publisher changed it.
     Processes that fetch the same dataset at once take turns, and all get the one complete install.
     The module docstring says where data goes, how a mirror is searched and what is verified.

@@ -30,7 +30,7 @@ PhotoSource = str | Path | torch.Tensor | Mapping[str, torch.Tensor] | Sequence
 EXAMPLE_PHOTO = "stereo_motorcycle"
 
 
-def fit(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+def crop_resize(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     """The largest centred window of ``x`` with the aspect ratio of ``size``, resized to ``size`` (H, W)."""
     h, w = (size, size) if isinstance(size, int) else size
     H, W = x.shape[-2:]
@@ -68,7 +68,7 @@ def skimage_photos(names: Sequence[str] | None = None, size: int | tuple[int, in
     photos = {}
     for name in names:
         x = to_mode(image_io.from_numpy(getattr(skimage.data, name)(), f"skimage.data.{name}"), mode)
-        photos[name] = fit(x, size) if size is not None else x
+        photos[name] = crop_resize(x, size) if size is not None else x
     return photos
 
 

@@ -168,14 +168,14 @@ def load_pristine(source, size: int | None = None, limit: int | None = None) -> 
 
     ``size``: centre-crop and resize every photo to ``size`` x ``size`` (None keeps them as they are).
     """
-    from i2icourse.data.photos import fit, load_photos, to_mode
+    from i2icourse.data.photos import crop_resize, load_photos, to_mode
 
     photos = load_photos(source)
     names = sorted(photos)[:limit] if limit else sorted(photos)
     out = {}
     for n in names:
         x = to_mode(photos[n], "rgb")
-        out[n] = fit(x, size) if size is not None else x
+        out[n] = crop_resize(x, size) if size is not None else x
     return out
 
 

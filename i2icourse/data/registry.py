@@ -277,7 +277,7 @@ def _verified_by(d: Dataset) -> str:
     return f"{d.n_images} images" if d.n_images is not None else "-"
 
 
-def table() -> str:
+def catalogue() -> str:
     """The registry as a text table: name, archive size, what a download is verified by, source, licence."""
     rows = [("name", "size", "verified by", "source", "licence")]
     for d in DATASETS:

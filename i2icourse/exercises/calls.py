@@ -13,8 +13,8 @@ trees of plain nodes, saved with :func:`torch.save` and written in base64, read 
 * ``("other", name)``: a result that is none of these, as the name of its type (it comes back as an
   object of a class of that name, and nothing more: a check can say what it got, not use it);
 * in requests only, ``("generator", state)`` (a ``torch.Generator``) and ``("function", name)``:
-  one of the functions of :mod:`i2icourse.checks`, taken in the kernel from a fresh copy of its
-  file. A probe (:func:`i2icourse.checks.beside`) travels this way.
+  one of the functions of :mod:`i2icourse.checks`, by its name in that package, taken in the kernel
+  from a fresh copy of the package's folder. A probe (:func:`i2icourse.checks.beside`) travels this way.
 
 A request is ``("evaluate", expression)`` (is there an answer?) or ``("call", expression, node)``,
 where the node holds ``(probe, args, kwargs)``: ``probe`` is None to call the answer itself. A
@@ -170,20 +170,30 @@ def fresh_package(package_dir: str | Path) -> Iterator[None]:
         sys.modules.update(kept)
 
 
-def load_checks(checks_file: str | Path) -> types.ModuleType:
-    """A new module object made from the checks' file (call it inside :func:`fresh_package`)."""
-    spec = importlib.util.spec_from_file_location(f"{PACKAGE}.checks", checks_file)
+def load_checks(checks_dir: str | Path) -> types.ModuleType:
+    """A new package object made from the checks' folder, its chapters' modules loaded anew with it (call it
+    inside :func:`fresh_package` of the folder above)."""
+    init = Path(checks_dir) / "__init__.py"
+    spec = importlib.util.spec_from_file_location(f"{PACKAGE}.checks", init,
+                                                  submodule_search_locations=[str(init.parent)])
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
 
+def of_checks(fn: Any, checks: types.ModuleType) -> bool:
+    """Whether ``fn`` is a function of the checks package ``checks`` (defined in it or one of its chapters'
+    modules) that the package holds under its own name, so that the kernel finds it by that name."""
+    return isinstance(fn, types.FunctionType) and getattr(checks, fn.__name__, None) is fn \
+        and (fn.__module__ == checks.__name__ or fn.__module__.startswith(checks.__name__ + "."))
+
+
 # ----------------------------------------------------------------------------------------------
 # The kernel's side
 # ----------------------------------------------------------------------------------------------
 
-def reply(request: str, checks_file: str | Path, namespace: dict[str, Any]) -> str:
+def reply(request: str, checks_dir: str | Path, namespace: dict[str, Any]) -> str:
     """Answer one request: evaluate its expression in ``namespace`` and, for a call, call the answer (or a probe
     of a fresh copy of the checks beside it) inside a fresh copy of the package; the reply, as text."""
     try:
@@ -194,30 +204,30 @@ def reply(request: str, checks_file: str | Path, namespace: dict[str, Any]) -> s
         answer = eval(request[1], namespace)
         if request[0] == "evaluate":
             return dumps(("returned", pack(None)))
-        with fresh_package(Path(checks_file).parent):
+        with fresh_package(Path(checks_dir).parent):
             checks: list[types.ModuleType] = []  # loaded at the first function the request names
-            probe, args, kwargs = unpack(request[2], partial(_request_node, checks, checks_file))
+            probe, args, kwargs = unpack(request[2], partial(_request_node, checks, checks_dir))
             result = answer(*args, **kwargs) if probe is None else probe(answer, *args, **kwargs)
             return dumps(("returned", pack(result)))
     except (Exception, SystemExit) as e:
         return dumps(("raised", type(e).__name__, str(e)))
 
 
-def _request_node(checks: list[types.ModuleType], checks_file: str | Path, node: tuple) -> Any:
+def _request_node(checks: list[types.ModuleType], checks_dir: str | Path, node: tuple) -> Any:
     """A generator from its state, or a function of the checks (loaded into ``checks`` the first time)."""
     tag, value = node if len(node) == 2 else (None, None)
     if tag == "generator" and _is_tensor(value) and value.dtype == torch.uint8:
         return torch.Generator().set_state(value)
     if tag == "function" and type(value) is str:
         if not checks:
-            checks.append(load_checks(checks_file))
+            checks.append(load_checks(checks_dir))
         found = getattr(checks[0], value, None)
-        if isinstance(found, types.FunctionType) and found.__module__ == checks[0].__name__:
+        if of_checks(found, checks[0]):
             return found
     raise NotData(f"a malformed node {tag!r}")
 
 
-def serve(request: str, checks_file: str, namespace: dict[str, Any], nonce: str) -> None:
+def serve(request: str, checks_dir: str, namespace: dict[str, Any], nonce: str) -> None:
     """In the kernel: print the reply to ``request`` as the one line the grader reads, the nonce, a space, the reply."""
-    sys.stdout.write(f"{nonce} {reply(request, checks_file, namespace)}\n")
+    sys.stdout.write(f"{nonce} {reply(request, checks_dir, namespace)}\n")
     sys.stdout.flush()

@@ -10,6 +10,7 @@ student versions are regenerated afterwards, so they always carry the same teach
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,13 +24,18 @@ class NotebookRunError(RuntimeError):
 
 
 def run_notebook(path: str | Path, profile: str = "cpu", timeout: float = 3600, kernel: str = "python3") -> float:
-    """Execute ``path`` in place with ``I2I_PROFILE=profile``; return the wall-clock seconds it took."""
+    """Execute ``path`` in place with ``I2I_PROFILE=profile``; return the wall-clock seconds it took.
+
+    The run starts from scratch (its checkpoints go to a new empty folder, so nothing trained earlier is
+    loaded) and without progress bars: a stored bar is a widget frozen at its first frame ("0%").
+    """
     path = Path(path)
     nb = read_notebook(path)
     client = NotebookClient(nb, kernel_name=kernel, allow_errors=True, timeout=timeout,
                             resources={"metadata": {"path": str(path.parent.resolve())}})
     start = time.monotonic()
-    client.execute(env={**os.environ, "I2I_PROFILE": profile})
+    with tempfile.TemporaryDirectory(prefix="i2i-run-") as checkpoints:
+        client.execute(env={**os.environ, "I2I_PROFILE": profile, "I2I_CHECKPOINTS": checkpoints, "TQDM_DISABLE": "1"})
     seconds = time.monotonic() - start
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":

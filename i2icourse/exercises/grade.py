@@ -6,7 +6,7 @@ fresh kernel with that folder as working directory and ``HOME``, a minimal envir
 the language, ``PYTHONPATH``, ``I2I_PROFILE=smoke``; nothing else of the grader's), and a
 wall-clock limit. After the student's cells, the grader sends its own cells to the same kernel, one
 per graded exercise (:mod:`i2icourse.exercises.judge`): each loads a fresh copy of
-:mod:`i2icourse.checks` from its file and tests the student's answer, the expression the student
+:mod:`i2icourse.checks` from its folder and tests the student's answer, the expression the student
 passed to ``check("ex-NN-K", ...)`` (or, where that call was deleted, the one in the chapter's
 solution). The grader reads results only from the output of those cells, in lines that start with
 a nonce drawn for the run. The student's own ``check`` calls print PASS or FAIL for the student,
@@ -438,7 +438,7 @@ def _run_checks(client: NotebookClient, answers: Mapping[str, Answer], nonce: st
     """Check each answer here, with the grader's own copy of its check (:mod:`i2icourse.exercises.judge`); every
     call of the answer is one grader's cell in the kernel, appended after the student's cells (and taken away
     after). The verdict of each: (status, message)."""
-    checks_file = importlib.util.find_spec("i2icourse.checks").origin
+    checks_dir = _checks_dir()
     kernel = _Kernel(client, nonce, timed_out, first_index)
     verdicts: dict[str, tuple[str, str]] = {}
     try:
@@ -446,11 +446,17 @@ def _run_checks(client: NotebookClient, answers: Mapping[str, Answer], nonce: st
             if kernel.dead:
                 verdicts[label] = ("error", "the kernel died before the grader checked this exercise")
                 continue
-            found = judge.judge(label, answer.expression, checks_file, kernel.send)
+            found = judge.judge(label, answer.expression, checks_dir, kernel.send)
             verdicts[label] = (found["status"], found["message"])
     finally:
         del client.nb.cells[first_index:]
     return verdicts
+
+
+def _checks_dir() -> str:
+    """The folder of the installed checks package (``i2icourse/checks``), which the checks are loaded anew from,
+    here and in the kernel."""
+    return str(Path(importlib.util.find_spec("i2icourse.checks").origin).parent)
 
 
 @dataclass
@@ -483,11 +489,11 @@ class _Kernel:
 def _judge_cell(request: str, nonce: str) -> str:
     """The source of the grader's cell for one request: the kernel's side of :mod:`i2icourse.exercises.calls`, run
     apart from the notebook's names, which answers it behind the nonce."""
-    checks_file = importlib.util.find_spec("i2icourse.checks").origin
+    checks_dir = _checks_dir()
     code = Path(calls.__file__).read_text(encoding="utf-8")
     return (f"_i2i_calls = {{'__name__': 'i2i_calls'}}\n"
             f"exec(compile({code!r}, {calls.__file__!r}, 'exec'), _i2i_calls)\n"
-            f"_i2i_calls['serve']({request!r}, {checks_file!r}, globals(), {nonce!r})\n"
+            f"_i2i_calls['serve']({request!r}, {checks_dir!r}, globals(), {nonce!r})\n"
             "del _i2i_calls\n")
 
 
@@ -564,7 +570,7 @@ def _label_key(label: str) -> tuple:
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", label))
 
 
-def table(results: list[Result]) -> tuple[list[str], dict[str, dict[str, str]]]:
+def verdict_table(results: list[Result]) -> tuple[list[str], dict[str, dict[str, str]]]:
     """(exercise labels in course order, {student: {label: status}})."""
     labels = sorted({r.label for r in results if r.label}, key=_label_key)
     rows: dict[str, dict[str, str]] = {}
@@ -579,7 +585,7 @@ def table(results: list[Result]) -> tuple[list[str], dict[str, dict[str, str]]]:
 
 def write_csv(results: list[Result], path: str | Path) -> Path:
     """Write the student x exercise table (an empty cell: that notebook has no such exercise)."""
-    labels, rows = table(results)
+    labels, rows = verdict_table(results)
     return _write_rows(path, [["student"] + labels]
                        + [[student] + [row.get(label, "") for label in labels] for student, row in rows.items()])
 
@@ -612,7 +618,7 @@ def _write_rows(path: str | Path, rows: list[list[str]]) -> Path:
 
 def summary(results: list[Result]) -> str:
     """Counts of each status per exercise and per student, as two small text tables."""
-    labels, rows = table(results)
+    labels, rows = verdict_table(results)
     head = ["pass", "fail", "error", "not att.", "timeout"]
 
     def block(title: str, names: list[str], statuses: dict[str, list[str]]) -> list[str]:

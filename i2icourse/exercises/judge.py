@@ -1,12 +1,12 @@
 """The grader's verdict on one answer: the check runs in the grader's process, the answer in the submission's kernel.
 
 After a submission's cells have run, :func:`judge` tests each answer with a fresh copy of its
-check, loaded from the checks' file. The check never sees the student's object: it gets an
+check, loaded from the checks' folder (the package :mod:`i2icourse.checks`, every chapter's module anew). The check never sees the student's object: it gets an
 :class:`i2icourse.checks.Elsewhere`, each call of which is a request to the kernel
 (:mod:`i2icourse.exercises.calls`): the arguments go there as data, the answer runs there, and its
 result comes back as data, read with ``torch.load(weights_only=True)``. Where a check needs more
 than data (modules and optimisers, a backward pass), a probe of the course's own checks, taken from
-the checks' file in the kernel, runs beside the answer and returns data. The verdict is computed
+the checks' folder in the kernel, runs beside the answer and returns data. The verdict is computed
 here, from what came back.
 
 What this defends: code that the notebook leaves in its kernel (a patched ``json.dumps``,
@@ -59,25 +59,26 @@ def verdict(label: str, status: str, message: str) -> dict[str, str]:
     return {"label": label, "status": status, "message": message}
 
 
-def judge(label: str, expression: str, checks_file: str | Path, kernel: Send | dict[str, Any]) -> dict[str, str]:
+def judge(label: str, expression: str, checks_dir: str | Path, kernel: Send | dict[str, Any]) -> dict[str, str]:
     """Test the answer ``expression`` with a fresh copy of the check of ``label``, run here; the answer is called
     where it lives: in the kernel that ``kernel`` sends requests to, or in this process's namespace ``kernel``.
+    ``checks_dir`` is the folder of the checks package (``i2icourse/checks``).
 
     The status is ``pass``, ``fail`` (the check said what differs), ``error`` (the answer raised,
     or gave back what is not data), ``not attempted`` (it raised ``NotImplementedError``: an
     unfinished stub), ``no answer`` (the expression itself could not be evaluated), or the status of
     an :class:`Unchecked` the sender raised (``timeout``, ``error``).
     """
-    send = kernel if callable(kernel) else partial(calls.reply, checks_file=checks_file, namespace=kernel)
+    send = kernel if callable(kernel) else partial(calls.reply, checks_dir=checks_dir, namespace=kernel)
     try:
         try:
             ask(send, ("evaluate", expression))
         except (Raised, NotImplementedError) as e:
             name = e.name if isinstance(e, Raised) else "NotImplementedError"
             return verdict(label, "no answer", f"{name}: {e}")
-        with calls.fresh_package(Path(checks_file).parent):
+        with calls.fresh_package(Path(checks_dir).parent):
             try:
-                checks = calls.load_checks(checks_file)
+                checks = calls.load_checks(checks_dir)
             except Exception as e:
                 return verdict(label, "error", f"the checks would not load ({type(e).__name__}: {e})")
             check = checks.CHECKS.get(label)
@@ -129,9 +130,8 @@ def _call(send: Send, expression: str, checks: types.ModuleType, probe: Callable
 
 
 def _travels(fn: Any, checks: types.ModuleType) -> bool:
-    """Whether ``fn`` is a function of ``checks`` itself, which the kernel finds by its name."""
-    return isinstance(fn, types.FunctionType) and fn.__module__ == checks.__name__ \
-        and getattr(checks, fn.__name__, None) is fn
+    """Whether ``fn`` is a function of the ``checks`` package, which the kernel finds by its name."""
+    return calls.of_checks(fn, checks)
 
 
 def _request_node(checks: types.ModuleType, value: Any) -> tuple | None:

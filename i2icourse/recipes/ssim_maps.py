@@ -5,7 +5,7 @@ measure them, use them as no-reference scores.
   ``halve_every`` steps (the paper: every 100 epochs), MAE loss; ``step`` is for :func:`i2icourse.train.fit`.
 * The GAN is trained with the chapter-4 step, :class:`i2icourse.recipes.pix2pix.Pix2Pix` (cGAN +
   lambda L1), on ``MapGenerator.G``: see :func:`map_gan`.
-* :func:`evaluate`, :func:`predict_tiled` -- per-version errors on a fixed validation set, and maps
+* :func:`predict_maps`, :func:`predict_tiled` -- per-version errors on a fixed validation set, and maps
   predicted tile by tile (the maps themselves: :func:`i2icourse.inference.predict`).
 * Their rank correlations (PLCC, SRCC) are :func:`i2icourse.analysis.pearson` and :func:`~i2icourse.analysis.spearman`.
 * :data:`PAPER_TABLE_I` -- the paper's Table I, to print beside ours.
@@ -98,8 +98,8 @@ def predict_tiled(model: nn.Module, images: torch.Tensor, tile: int, overlap: in
                        batch_size)
 
 
-def evaluate(model: nn.Module, dataset, batch_size: int = 32, device: torch.device | str = "cpu",
-             keep_maps: bool = False, tile: int | None = None) -> tuple[pd.DataFrame, torch.Tensor | None]:
+def predict_maps(model: nn.Module, dataset, batch_size: int = 32, device: torch.device | str = "cpu",
+                 keep_maps: bool = False, tile: int | None = None) -> tuple[pd.DataFrame, torch.Tensor | None]:
     """Per-version results on a fixed dataset (a ``QualityMapPairs`` with ``train=False``):
     one row per *version* (pristine once) with photo, kind, level, the MAE of the map, the true SSIM
     score (mean of the true map) and the predicted score (mean of the predicted map). ``tile``:
