@@ -6,7 +6,7 @@ import from its own layer and the layers below it; tests/layers.py is the tested
     exercises, checks        instructor tools and answer checks (nothing imports them)
     cli, __main__,           ``python -m i2icourse train|apply|pretrained``; the shipped trained
     pretrained               weights: manifest, checksums, ``load(name)``
-    experiments              the six trainable experiments, defined once for chapters and command line
+    experiments              the seven trainable experiments, defined once for chapters and command line
     recipes/                 the chapters' training steps, for train.fit
     train, precision,        the training loop (progress, history, atomic checkpoints, exact resume),
     distributed              mixed precision on CUDA, several GPUs under torchrun

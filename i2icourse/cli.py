@@ -6,6 +6,7 @@
     python -m i2icourse train kl-pix2pix --data DIR          (DIR/train/ or DIR: A|B images)
     python -m i2icourse train cyclegan --data DIR            (DIR/trainA/, DIR/trainB/)
     python -m i2icourse train srcnn --data DIR --profile cpu --steps 500
+    python -m i2icourse train flow --data DIR                (photos: x4 super-resolution by flow matching)
     python -m i2icourse apply CHECKPOINT photo.jpg ... --out results/
     python -m i2icourse pretrained                           (the models shipped with the course)
     python -m i2icourse apply --pretrained srcnn-x4 photo.jpg --out results/
@@ -73,7 +74,7 @@ def save_samples(experiment: Experiment, net: torch.nn.Module, inputs: torch.Ten
 
 #: The networks of each experiment's recipe that train: under torchrun each is wrapped in DDP.
 NETWORKS = {"pix2pix": ("G", "D"), "kl-pix2pix": ("G", "D"), "cyclegan": ("G", "F", "D_A", "D_B"), "srcnn": ("model",),
-            "ssim-maps": ("G", "D"), "autoencoder": ("model",)}
+            "ssim-maps": ("G", "D"), "autoencoder": ("model",), "flow": ("model",)}
 
 
 def _data_text(data: Mapping[str, Any]) -> str:

@@ -1,6 +1,7 @@
 """The trainable experiments of the course, each defined once: the SSIM-map GAN (``ssim-maps``,
 chapter 1), the autoencoder (``autoencoder``, chapter 2), SRCNN (``srcnn``, chapter 3), pix2pix
-(``pix2pix``, chapter 4), KL-pix2pix (``kl-pix2pix``, chapter 5) and CycleGAN (``cyclegan``, chapter 6).
+(``pix2pix``, chapter 4), KL-pix2pix (``kl-pix2pix``, chapter 5), CycleGAN (``cyclegan``, chapter 6) and
+conditional flow matching for x4 super-resolution (``flow``, chapter 7).
 
 ``python -m i2icourse train EXPERIMENT`` (:mod:`i2icourse.cli`) trains one of them on a folder or a
 registered dataset; ``python -m i2icourse apply`` runs the trained generator over photos of any size.
@@ -50,13 +51,15 @@ from i2icourse.data.fetch import data_root
 from i2icourse.data.unpaired import UnalignedDataset
 from i2icourse.models import ssim_map_nets
 from i2icourse.models.autoencoder import ConvAutoencoder
+from i2icourse.models.flow_unet import FlowUNet
 from i2icourse.models.patchgan import patchgan
 from i2icourse.models.resnet_generator import ResnetGenerator
 from i2icourse.models.srcnn import SRCNN
 from i2icourse.models.unet import UNetGenerator
-from i2icourse.recipes import ssim_maps
+from i2icourse.recipes import flow, ssim_maps
 from i2icourse.recipes.autoencoders import Reconstruction, reconstruct
 from i2icourse.recipes.cyclegan import CycleGAN, Unconditional
+from i2icourse.recipes.flow import FlowMatching
 from i2icourse.recipes.pix2pix import Pix2Pix
 from i2icourse.recipes.srcnn import SuperResolution
 from i2icourse.tiling import tiled_apply
@@ -481,6 +484,16 @@ def cyclegan(ngf: int, blocks: int, ndf: int, *, cycle: str = "l1", lambda_cyc: 
                     device=device, steps=steps)
 
 
+def paired_baseline(ngf: int, blocks: int, ndf: int, *, steps: int | None = None,
+                    device: torch.device | str = "cpu") -> Pix2Pix:
+    """Chapter 6's paired upper bound: chapter 4's recipe trained WITH the pairs, on CycleGAN's networks
+    (a ResNet generator, a 70x70 PatchGAN with instance norm that sees input and output) and its
+    least-squares GAN loss, so the two rows of the chapter's table differ only in the supervision."""
+    G = ResnetGenerator(3, 3, ngf=ngf, n_blocks=blocks)
+    D = patchgan(70, in_channels=6, ndf=ndf, norm="instance")
+    return Pix2Pix(G, D, gan_mode="lsgan", steps=steps, device=device)
+
+
 def _cyclegan_build(P: Settings, device: torch.device) -> tuple[CycleGAN, nn.Module]:
     gan = cyclegan(P["ngf"], P["blocks"], P["ndf"], lr=P["lr"], lambda_cyc=P["lambda_cyc"],
                    lambda_idt=P["lambda_idt"], pool=P["pool"], device=device, steps=P["steps"])
@@ -563,9 +576,77 @@ def _srcnn_apply(net: nn.Module, image: torch.Tensor, P: Settings, tile: int, ov
 SRCNN_EXPERIMENT = Experiment(
     name="srcnn", chapter="03_srcnn", profiles=SRCNN_PROFILES, options=SRCNN_OPTIONS, model=_srcnn_model,
     network=SRCNN, weights="net", reverse=None, build=_srcnn_build, dataset=_srcnn_dataset,
-    inputs=lambda item: item[0], translator=_translate_y, apply=_srcnn_apply)
+    inputs=lambda item: item["A"], translator=_translate_y, apply=_srcnn_apply)
+
+
+# ----------------------------------------------------------------------------------------------
+# Conditional flow matching (chapter 7)
+# ----------------------------------------------------------------------------------------------
+
+#: Chapter 7's training settings: chapter 3's x4 super-resolution on the Y channel, learned by flow
+#: matching. ``patches``: how many (bicubic, HR) patches are cut from the photos; ``size``: their side
+#: (a multiple of ``2 ** (len(widths) - 1)``), also ``apply``'s tile; ``widths``: the velocity U-Net's
+#: channels per level (:class:`i2icourse.models.flow_unet.FlowUNet`); ``lr_drop_at``: the step from
+#: which the learning rate is divided by 10. The cpu profile is about 0.2 s a step on one CPU thread.
+FLOW_PROFILES = {
+    "smoke": dict(patches=256, size=16, widths=(4, 8), batch=4, steps=4, lr=1e-3, lr_drop_at=3, eval_every=2),
+    "cpu": dict(patches=40_000, size=32, widths=(16, 32, 64), batch=16, steps=2400, lr=1e-3, lr_drop_at=2000,
+                eval_every=400),
+    "gpu": dict(patches=200_000, size=64, widths=(64, 128, 256), batch=64, steps=20_000, lr=5e-4,
+                lr_drop_at=16_000, eval_every=2000),
+    "full": dict(patches=1_000_000, size=96, widths=(64, 128, 256, 512), batch=64, steps=200_000, lr=2e-4,
+                 lr_drop_at=160_000, eval_every=10_000),
+}
+#: What the command line adds: ``scale``, the upscaling factor (chapter 3's); ``sample_steps`` and
+#: ``method``: how the sample grids and ``apply`` integrate the flow
+#: (:func:`i2icourse.inference.flow_sample`); ``seed``: the noise they start from. (The sample grids
+#: of ``train`` take :data:`i2icourse.experiments.FLOW_GRID_STEPS` Euler steps from seed 0.)
+FLOW_OPTIONS = {name: dict(scale=4, sample_steps=steps, method="euler", seed=0)
+                for name, steps in (("smoke", 2), ("cpu", 16), ("gpu", 32), ("full", 32))}
+
+
+#: How many Euler steps the sample grids of ``train`` integrate (the translator knows no settings).
+FLOW_GRID_STEPS = 16
+
+
+def _flow_model(P: Settings) -> dict[str, Any]:
+    """The velocity network on Y: the current image and the bicubic Y in, the velocity out."""
+    multiple = 2 ** (len(P["widths"]) - 1)
+    if P["size"] % multiple:
+        raise ValueError(f"flow: size {P['size']} is not a multiple of 2**(len(widths) - 1) = {multiple}")
+    return dict(in_channels=1, cond_channels=1, out_channels=1, widths=tuple(P["widths"]))
+
+
+def _flow_build(P: Settings, device: torch.device) -> tuple[FlowMatching, nn.Module]:
+    """Chapter 7's recipe: a :class:`i2icourse.models.flow_unet.FlowUNet` trained by flow matching with Adam."""
+    trainer = FlowMatching(FlowUNet(**_flow_model(P)), lr=P["lr"], lr_drop_at=P["lr_drop_at"], device=device)
+    return trainer, trainer.model
+
+
+def _flow_dataset(data: str, P: Settings) -> sr.SRPatches:
+    """Chapter 3's (bicubic Y, HR Y) patches (:class:`i2icourse.data.sr.SRPatches`) of a folder of photos or of
+    photos by name."""
+    return sr.SRPatches(data, scale=P["scale"], patch=P["size"], patches=P["patches"])
+
+
+def _flow_upscaler(net: nn.Module, P: Settings) -> Translator:
+    """The flow as a :data:`Translator`: bicubic Y batches -> one sample each, by the settings' sampler."""
+    return lambda y: flow.sample(net, y, P["sample_steps"], P["method"], P["seed"], batch_size=max(len(y), 1))
+
+
+def _flow_apply(net: nn.Module, image: torch.Tensor, P: Settings, tile: int, overlap: int) -> torch.Tensor:
+    """``image`` upscaled ``P['scale']`` times as chapter 3's SRCNN (:func:`i2icourse.sr_eval.upscale_photo`),
+    the Y channel by the flow's sampler, tile by tile."""
+    return sr_eval.upscale_photo(_flow_upscaler(net, P), image, P["scale"], tile, overlap)
+
+
+FLOW = Experiment(
+    name="flow", chapter="07_flow_matching", profiles=FLOW_PROFILES, options=FLOW_OPTIONS, model=_flow_model,
+    network=FlowUNet, weights="net", reverse=None, build=_flow_build, dataset=_flow_dataset,
+    inputs=lambda item: item["A"], translator=lambda net: lambda y: flow.sample(net, y, FLOW_GRID_STEPS, batch_size=max(len(y), 1)),
+    apply=_flow_apply)
 
 
 #: The experiments by name, for ``python -m i2icourse train NAME``.
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (SSIM_MAPS, AUTOENCODER, SRCNN_EXPERIMENT, PIX2PIX,
-                                                          KL_PIX2PIX, CYCLEGAN)}
+                                                          KL_PIX2PIX, CYCLEGAN, FLOW)}

@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("source", "results"),                   # the package's code and RESULTS.md's tables in the chapters
     ("train", "precision", "distributed"),   # the training loop, its numeric precision, DDP
     ("recipes",),                            # the chapters' training steps
-    ("experiments",),                        # the six trainable experiments, defined once
+    ("experiments",),                        # the seven trainable experiments, defined once
     ("cli", "__main__", "pretrained"),       # python -m i2icourse train|apply; the shipped weights
     ("exercises", "checks"),                 # instructor tools and answer checks: nothing imports them
 )

@@ -108,6 +108,23 @@ def test_srcnn_trains_on_a_folder_of_photos_and_upscales(tmp_path, capsys):
     assert image_io.load_image(tmp_path / "up" / "small_out.png").shape == (3, 200, 280)
 
 
+def test_flow_trains_on_a_folder_of_photos_and_upscales_by_sampling(tmp_path, capsys):
+    for i, x in enumerate(random_images(2, 48, 40, 4)):
+        image_io.save_image(x, tmp_path / "photos" / f"{i}.png")
+    checkpoint = tmp_path / "flow.pt"
+    assert cli.main(["train", "flow", "--data", str(tmp_path / "photos"), *SMOKE, "--steps", "2",
+                     "--checkpoint", str(checkpoint), "--out", str(tmp_path / "grids")]) == 0
+    assert (tmp_path / "grids" / "step0000002.png").is_file()
+    recorded = train.load_checkpoint(checkpoint, {}, restore_rng=False)["extra"]["record"]["settings"]
+    assert (recorded["experiment"], recorded["sample_steps"], recorded["method"]) == ("flow", 2, "euler")
+    out = apply(capsys, str(checkpoint), str(photo(tmp_path / "small.png")), "--out", str(tmp_path / "up"))
+    assert "70x50 -> 280x200" in out  # chapter 3's x4 super-resolution
+    first = image_io.load_image(tmp_path / "up" / "small_out.png")
+    assert first.shape == (3, 200, 280)
+    apply(capsys, str(checkpoint), str(tmp_path / "small.png"), "--out", str(tmp_path / "up"), "--overwrite")
+    assert torch.equal(image_io.load_image(tmp_path / "up" / "small_out.png"), first)  # the sampler's seed is recorded
+
+
 def test_set_is_checked_as_i2i_settings_is(tmp_path, capsys):
     command = ["train", "srcnn", "--data", str(tmp_path), *SMOKE, "--checkpoint", str(tmp_path / "x.pt")]
     assert cli.main([*command, "--set", "steps='many'"]) == 1

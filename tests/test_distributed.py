@@ -33,7 +33,6 @@ SCRIPT = textwrap.dedent('''
     """Train a small SRCNN with fit; under torchrun with DDP. Arguments: steps batch checkpoint out [kill-at]."""
     import os, sys
     import torch
-    from torch.utils.data import TensorDataset
     from i2icourse import distributed, losses, train
     from i2icourse.models.srcnn import SRCNN
     from i2icourse.recipes.srcnn import SuperResolution
@@ -46,7 +45,8 @@ SCRIPT = textwrap.dedent('''
     os.dup2(log.fileno(), 2)
     g = torch.Generator().manual_seed(123)
     x = torch.rand(24, 1, 12, 12, generator=g)
-    data = TensorDataset(x, (x + 0.1 * torch.rand(x.shape, generator=g)).clamp(0, 1))
+    y = (x + 0.1 * torch.rand(x.shape, generator=g)).clamp(0, 1)
+    data = [{"A": a, "B": b} for a, b in zip(x, y)]   # (input, target) pairs, as SRPatches gives
     torch.manual_seed(0)
     sr = SuperResolution(SRCNN(1, n1=8, n2=4, f1=3, f2=1, f3=3, init_std=0.1), losses.get_loss("l2"),
                          lr=1e-2, device=device)

@@ -17,8 +17,6 @@ import torch
 
 from i2icourse import cli, experiments, images as image_io, runtime, train
 from i2icourse.data.paired import write_pairs
-from i2icourse.models.patchgan import patchgan
-from i2icourse.models.unet import UNetGenerator
 from i2icourse.recipes.pix2pix import Pix2Pix
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -102,8 +100,8 @@ def chapter_recipe(name: str, P: SimpleNamespace):
                                    rec="l1", lambda_rec=100.0, steps=P.steps)
     if name == "kl-pix2pix":  # chapter 5, train_kl(aug=False, beta=0.2, seed): the "base + KL" arm
         from i2icourse import losses
-        return Pix2Pix(UNetGenerator(3, 3, depth=P.depth, ngf=P.ngf), patchgan(70, in_channels=6, ndf=P.ndf),
-                       steps=P.steps, extra_loss=losses.kl_loss, extra_weight=0.2, extra_name="G_KL")
+        return experiments.pix2pix(P.depth, P.ngf, P.ndf, steps=P.steps, extra_loss=losses.kl_loss, extra_weight=0.2,
+                                   extra_name="G_KL")
     if name == "ssim-maps":   # chapter 1, make_trainer("gan", P.train["gan"])
         from i2icourse.models import ssim_map_nets
         from i2icourse.recipes import ssim_maps
@@ -164,3 +162,24 @@ def test_train_builds_the_networks_of_the_chapters_settings(name, profile, tmp_p
     theirs = chapter_recipe(name, P)
     assert train.run_record(fit["objects"])["objects"] == train.run_record(theirs.objects())["objects"]
     assert plain_attributes(recipe) == plain_attributes(theirs)
+
+
+@pytest.mark.parametrize("profile", runtime.PROFILES)
+def test_chapter_6s_paired_baseline_is_chapter_4s_recipe_on_cyclegans_networks(profile, monkeypatch):
+    """The upper bound differs from the CycleGAN row only in its supervision: the same generator, the
+    same PatchGAN (seeing input and output), the same least-squares loss, the same settings."""
+    P = chapter_settings("06_cyclegan", profile, monkeypatch)
+    runtime.seed_everything(0)
+    paired = experiments.paired_baseline(P.ngf, P.blocks, P.ndf, steps=P.steps)
+    runtime.seed_everything(0)
+    cycle = experiments.cyclegan(P.ngf, P.blocks, P.ndf, steps=P.steps)
+    assert isinstance(paired, Pix2Pix) and paired.gan_mode == cycle.gan_mode == "lsgan"
+    generators = train.run_record({"G": paired.G})["objects"], train.run_record({"G": cycle.G})["objects"]
+    assert generators[0] == generators[1]
+    assert paired.G.state_dict().keys() == cycle.G.state_dict().keys()
+    conv = next(m for m in paired.D.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.in_channels == 6 and any(isinstance(m, torch.nn.InstanceNorm2d) for m in paired.D.modules())
+    # and the chapter trains its upper bound with it, not with networks of its own
+    cells = json.loads((NOTEBOOKS / "06_cyclegan.ipynb").read_text(encoding="utf-8"))["cells"]
+    (train_paired,) = ["".join(c["source"]) for c in cells if "def train_paired" in "".join(c["source"])]
+    assert "experiments.paired_baseline(P.ngf, P.blocks, P.ndf" in train_paired and "Pix2Pix(" not in train_paired

@@ -15,6 +15,7 @@ from torch import nn
 from i2icourse import losses, train
 from i2icourse.models import ssim_map_nets
 from i2icourse.models.autoencoder import ConvAutoencoder
+from i2icourse.models.flow_unet import FlowUNet
 from i2icourse.models.patchgan import patchgan
 from i2icourse.models.resnet_generator import ResnetGenerator
 from i2icourse.models.srcnn import SRCNN
@@ -23,6 +24,7 @@ from i2icourse.precision import Precision, policy
 from i2icourse.recipes import ssim_maps
 from i2icourse.recipes.autoencoders import Reconstruction
 from i2icourse.recipes.cyclegan import CycleGAN, Unconditional
+from i2icourse.recipes.flow import FlowMatching
 from i2icourse.recipes.pix2pix import Pix2Pix
 from i2icourse.recipes.srcnn import SuperResolution
 
@@ -131,7 +133,9 @@ RECIPES = {
                  _pairs),
     "srcnn": (lambda p, seen: SuperResolution(SRCNN(n1=8, n2=4), _float32_spy(losses.get_loss("ssim"), seen),
                                               precision=p),
-              lambda seed: (_images(4, 1, 16, 16, seed=seed), _images(4, 1, 16, 16, seed=seed + 100))),
+              lambda seed: {"A": _images(4, 1, 16, 16, seed=seed), "B": _images(4, 1, 16, 16, seed=seed + 100)}),
+    "flow": (lambda p, seen: FlowMatching(FlowUNet(widths=(4, 8)), precision=p),
+             lambda seed: {"A": _images(4, 1, 16, 16, seed=seed), "B": _images(4, 1, 16, 16, seed=seed + 100)}),
     "autoencoder": (lambda p, seen: Reconstruction(ConvAutoencoder(48, 16, (8, 16)),
                                                    _float32_spy(losses.get_loss("mse"), seen), precision=p),
                     lambda seed: _images(4, 1, 48, 48, seed=seed)),

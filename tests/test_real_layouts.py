@@ -176,7 +176,7 @@ def test_bsds500_splits_hold_their_photos_and_train_srcnn(mini):
     assert list(load_photos("BSDS500")) == everything
     patches = SRPatches(["BSDS500/train", "BSDS500/val"], scale=3, patch=15, patches=8)
     assert len(patches.names) == len(minidata.BSDS500["train"]) + len(minidata.BSDS500["val"])
-    assert patches[0][0].shape == patches[0][1].shape == (1, 15, 15)
+    assert patches[0]["A"].shape == patches[0]["B"].shape == (1, 15, 15)
 
 
 def test_cbsd68_loads_the_clean_photos_only(mini):

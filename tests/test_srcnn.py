@@ -92,14 +92,14 @@ def test_patches_align_with_their_source_pair():
     ds = SRPatches(photos, scale=4, patch=33, patches=40, seed=3)
     assert len(ds) == 40 and len(ds.names) == 2
     for k in range(len(ds)):
-        x, y = ds[k]
+        x, y = ds[k]["A"], ds[k]["B"]
         assert x.shape == y.shape == (1, 33, 33)
         i, top, left = (int(v) for v in ds.boxes[k])
         y_in, y_hr = sr_pair(photos[ds.names[i]], 4)
         assert torch.equal(x, y_in[:, top:top + 33, left:left + 33])
         assert torch.equal(y, y_hr[:, top:top + 33, left:left + 33])
     # the target is the sharp one: the input is a blurred version of the same content
-    x, y = ds[0]
+    x, y = ds[0]["A"], ds[0]["B"]
     assert float((x - y).abs().mean()) < 0.05 and float(x.std()) <= float(y.std()) + 1e-3
     # fixed by the seed
     again = SRPatches(photos, scale=4, patch=33, patches=40, seed=3)

@@ -9,7 +9,6 @@ import time
 
 import pytest
 import torch
-from torch.utils.data import TensorDataset
 
 from i2icourse import losses, runtime, train
 from i2icourse.models.srcnn import SRCNN
@@ -18,12 +17,12 @@ from i2icourse.recipes.srcnn import SuperResolution
 STEPS, BATCH, LR_DROP_AT = 6, 4, 4
 
 
-def patches(n: int = 12, side: int = 12) -> TensorDataset:
+def patches(n: int = 12, side: int = 12) -> list[dict[str, torch.Tensor]]:
     """(bicubic-like input, target) pairs of Y patches in [0, 1]: the target plus a little noise."""
     g = torch.Generator().manual_seed(0)
     y = torch.rand(n, 1, side, side, generator=g)
     x = (y + 0.1 * torch.randn(n, 1, side, side, generator=g)).clamp(0, 1)
-    return TensorDataset(x, y)
+    return [{"A": a, "B": b} for a, b in zip(x, y)]   # the batch format of SRPatches
 
 
 def new_trainer(loss: str = "l2") -> SuperResolution:
@@ -48,7 +47,7 @@ def inline_step_run(steps: int, checkpoint=None):
     def step(batch, i):
         t0 = time.perf_counter()
         net.train()
-        x, y = (t.to("cpu") for t in batch)
+        x, y = batch["A"].to("cpu"), batch["B"].to("cpu")
         loss = loss_fn(net(x), y)
         opt.zero_grad()
         loss.backward()
@@ -68,28 +67,28 @@ def weights(model: torch.nn.Module) -> list[torch.Tensor]:
 
 def test_a_step_changes_the_weights_and_lowers_the_loss():
     trainer = new_trainer()
-    x, y = patches()[:BATCH]
+    x, y = (torch.stack([p[k] for p in patches()[:BATCH]]) for k in "AB")
     before = weights(trainer.model)
-    first = trainer.step((x, y))["loss"]
+    first = trainer.step({"A": x, "B": y})["loss"]
     assert any(not torch.equal(a, b) for a, b in zip(before, weights(trainer.model)))
     for i in range(1, 30):
-        last = trainer.step((x, y), i)["loss"]
+        last = trainer.step({"A": x, "B": y}, i)["loss"]
     assert last < first
     assert trainer.model.training
 
 
 def test_the_learning_rate_drops_tenfold_at_lr_drop_at():
     trainer = new_trainer()
-    x, y = patches()[:BATCH]
+    x, y = (torch.stack([p[k] for p in patches()[:BATCH]]) for k in "AB")
     rates = []
     for i in range(LR_DROP_AT + 1):
         rates.append(trainer.opt.param_groups[0]["lr"])
-        trainer.step((x, y), i)
+        trainer.step({"A": x, "B": y}, i)
     assert rates[:LR_DROP_AT] == [1e-3] * LR_DROP_AT
     assert rates[LR_DROP_AT] == pytest.approx(1e-4)
     never = SuperResolution(SRCNN(n1=8, n2=4), losses.get_loss("l1"), lr=1e-3, lr_drop_at=None)
     for i in range(LR_DROP_AT + 1):
-        never.step((x, y), i)
+        never.step({"A": x, "B": y}, i)
     assert never.opt.param_groups[0]["lr"] == 1e-3
 
 

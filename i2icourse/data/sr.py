@@ -69,7 +69,10 @@ def sr_pair(image: torch.Tensor, scale: int, quantized: bool = True) -> tuple[to
 # ----------------------------------------------------------------------------------------------
 
 class SRPatches(Dataset):
-    """Aligned ``(y_in, y_hr)`` patch pairs, each (1, patch, patch), cut from the SR pairs of some photos.
+    """Aligned patch pairs ``{"A": y_in, "B": y_hr}``, each (1, patch, patch), cut from the SR pairs of some photos.
+
+    ``A`` is the input and ``B`` the target, as in every paired dataset of the course
+    (:class:`i2icourse.data.paired.AlignedDataset`), so every recipe's ``step`` reads one batch format.
 
     Every photo becomes one :func:`sr_pair` at ``scale`` (degraded as a whole, so patches see the same
     LR image the full photo would); ``patches`` windows are then drawn at random positions, spread over
@@ -109,11 +112,11 @@ class SRPatches(Dataset):
     def __len__(self) -> int:
         return len(self.boxes)
 
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
         i, top, left = (int(v) for v in self.boxes[k])
         p = self.patch
-        return (self.inputs[i][:, top:top + p, left:left + p],    # (1, p, p) bicubic-upscaled LR Y
-                self.targets[i][:, top:top + p, left:left + p])   # (1, p, p) HR Y
+        return {"A": self.inputs[i][:, top:top + p, left:left + p],    # (1, p, p) bicubic-upscaled LR Y
+                "B": self.targets[i][:, top:top + p, left:left + p]}   # (1, p, p) HR Y
 
     def __repr__(self) -> str:
         return (f"SRPatches({len(self)} patches of {self.patch}x{self.patch} at x{self.scale} "

@@ -3,7 +3,11 @@
 :func:`i2icourse.train.fit` needs two things of a recipe: ``step(batch, step)`` -- one optimisation
 step, returning the numbers to log -- and ``objects()`` -- everything a checkpoint must hold. The
 chapters need a third, ``translate(x)``: the trained network's outputs for inputs in [0, 1]. The
-five recipes share the rest through :class:`Recipe`:
+six recipes share the rest through :class:`Recipe`:
+
+* one batch format: a paired batch is ``{"A": inputs, "B": targets}`` (pix2pix, the SSIM maps, SRCNN's
+  patches, flow matching), an unpaired one ``{"A": domain A, "B": domain B}`` (CycleGAN); only the
+  autoencoder, whose target is its input, takes a plain batch of images;
 
 * :meth:`Recipe.networks` names the networks; the names are their keys in a checkpoint -- ``G`` and
   ``D`` (pix2pix), ``G``, ``F``, ``D_A`` and ``D_B`` (CycleGAN), ``net`` for a recipe with one network;
@@ -24,7 +28,7 @@ losses, ``self.update(loss, self.opt)``::
 
 Each recipe logs the numbers of its chapter, under the names the chapter prints: ``loss``
 (chapters 2, 3), ``mae`` (chapter 1), pix2pix's ``D``, ``G_GAN``, ``G_L1``, ``G`` and CycleGAN's
-``G``, ``F``, ``D_A``, ``D_B``, ``cycle``, ``identity``.
+``G``, ``F``, ``D_A``, ``D_B``, ``cycle``, ``identity``; flow matching's ``loss`` (chapter 7).
 """
 from __future__ import annotations
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import time
+from typing import Mapping
 
 import torch
 from torch import nn
@@ -43,11 +44,11 @@ class SuperResolution(Recipe):
     def training_state(self) -> dict[str, torch.optim.Optimizer | torch.optim.lr_scheduler.LRScheduler]:
         return {"opt": self.opt, "sched": self.sched}
 
-    def step(self, batch: tuple[torch.Tensor, torch.Tensor], step: int = 0) -> dict[str, float]:
-        """One Adam step on a batch of (bicubic input, HR target) Y patches, each (N, 1, H, W)."""
+    def step(self, batch: Mapping[str, torch.Tensor], step: int = 0) -> dict[str, float]:
+        """One Adam step on Y patches: bicubic inputs ``batch['A']``, HR targets ``batch['B']``, each (N, 1, H, W)."""
         start = time.perf_counter()
         self.train_mode()
-        x, y = (self.precision.to_input(t) for t in batch)
+        x, y = self.precision.to_input(batch["A"]), self.precision.to_input(batch["B"])
         with self.precision.autocast():                    # mixed precision on a GPU
             pred = self.model(x).float()
         loss = self.loss_fn(pred, y)                       # in float32
