@@ -1,5 +1,7 @@
 """Analysis of what the networks learned and how people and metrics rank them (chapters 1 and 2).
 
+* The closed-form baseline of an autoencoder (chapter 2): :class:`PCA`, fitted by :func:`fit_pca`,
+  the best linear code of ``k`` numbers for the mean squared error -- what a trained one must beat.
 * Linear probes (chapter 2): :func:`bottleneck_features` reads an autoencoder's codes;
   :func:`logistic_probe` and :func:`ridge_probe` are linear read-outs of them, the penalty picked by
   cross-validation (the paper uses SVMs; scikit-learn is not a dependency of the course, so these
@@ -16,6 +18,7 @@ Imports nothing of the package but :mod:`i2icourse.inference`.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -23,6 +26,58 @@ import torch
 from torch import nn
 
 from i2icourse.inference import predict
+
+
+# ----------------------------------------------------------------------------------------------
+# Principal components: the best linear autoencoder
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PCA:
+    """A linear code of ``k`` numbers: ``encode(x) = (x - mean) W`` and ``decode(z) = z W^T + mean``.
+
+    ``W`` (D, k) holds the top ``k`` eigenvectors of the training images' covariance, so among all
+    linear codes of ``k`` numbers this one has the least mean squared reconstruction error on them
+    (Eckart-Young): the closed-form answer to the MSE autoencoder of chapter 2, and its baseline.
+    """
+
+    mean: torch.Tensor         # (D,) the mean training image, flattened
+    components: torch.Tensor   # (D, k) orthonormal columns, by decreasing variance
+    shape: tuple[int, ...]     # an image's (C, H, W)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (N, C, H, W) -> codes (N, k)."""
+        return ((images.flatten(1).double() - self.mean) @ self.components).float()
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes (N, k) -> images (N, C, H, W), clamped to [0, 1]."""
+        return (codes.double() @ self.components.T + self.mean).clamp(0, 1).float().view(-1, *self.shape)
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """``decode(encode(images))``: the projection of ``images`` on the ``k`` components."""
+        return self.decode(self.encode(images))
+
+
+def fit_pca(images: torch.Tensor, k: int) -> PCA:
+    """The principal components of ``images`` (N, C, H, W), N > k, exactly.
+
+    With centred images ``X`` (N x D) and N < D, the eigenvectors of the covariance ``X^T X`` are
+    ``X^T u / s`` for the eigenpairs ``(u, s^2)`` of the small N x N matrix ``X X^T``, which is what is
+    diagonalised here (in float64; no randomness).
+    """
+    if images.dim() != 4 or not 0 < k < len(images):
+        raise ValueError(f"fit_pca: need (N, C, H, W) images with N > k > 0, got {tuple(images.shape)} and k={k}")
+    x = images.flatten(1).double()
+    mean = x.mean(0)
+    x = x - mean
+    if x.shape[0] < x.shape[1]:
+        eigvals, u = torch.linalg.eigh(x @ x.T)                        # ascending
+        top = eigvals.flip(0)[:k].clamp_min(1e-12).sqrt()
+        components = (x.T @ u.flip(1)[:, :k]) / top                    # (D, k)
+    else:
+        eigvals, v = torch.linalg.eigh(x.T @ x)
+        components = v.flip(1)[:, :k]
+    return PCA(mean, components, tuple(images.shape[1:]))
 
 
 # ----------------------------------------------------------------------------------------------

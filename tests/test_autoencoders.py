@@ -386,3 +386,30 @@ def test_check_mixed_loss_catches_equal_weights(capsys):
         return alpha * (1 - ms) + (1 - alpha) * (pred - target).abs().mean()
     assert not checks.passes("ex-02-2", equal)
     assert "standard MS-SSIM exponents" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------- PCA
+
+def test_pca_is_exact_on_images_of_a_k_dimensional_subspace_and_orthonormal():
+    g = torch.Generator().manual_seed(0)
+    basis, mean = torch.randn(3, 1 * 8 * 8, generator=g), torch.full((64,), 0.5)
+    images = (0.05 * torch.randn(20, 3, generator=g) @ basis + mean).clamp(0, 1).view(20, 1, 8, 8)
+    for flat in (images, torch.cat([images] * 4)):          # N < D (the Gram matrix) and N > D (the covariance)
+        pca = analysis.fit_pca(flat, 3)
+        W = pca.components
+        assert W.shape == (64, 3) and torch.allclose(W.T @ W, torch.eye(3, dtype=W.dtype), atol=1e-8)
+        assert pca.encode(flat).shape == (len(flat), 3)
+        assert torch.allclose(pca.reconstruct(flat), flat, atol=1e-5)
+
+
+def test_pca_beats_any_other_linear_code_of_the_same_size():
+    g = torch.Generator().manual_seed(1)
+    images = torch.rand(40, 1, 6, 6, generator=g) ** 2
+    pca = analysis.fit_pca(images, 5)
+    err = float((pca.reconstruct(images) - images).pow(2).mean())
+    q, _ = torch.linalg.qr(torch.randn(36, 5, generator=g, dtype=torch.float64))   # a random 5-d subspace
+    other = analysis.PCA(pca.mean, q, (1, 6, 6))
+    assert err < float((other.reconstruct(images) - images).pow(2).mean())
+    assert err < float((analysis.fit_pca(images, 2).reconstruct(images) - images).pow(2).mean())
+    with pytest.raises(ValueError, match="N > k"):
+        analysis.fit_pca(images, 40)
